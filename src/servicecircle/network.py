@@ -1,0 +1,604 @@
+"""The walking network: load OSM data, apply the walk policy, project, build CSR arrays.
+
+Sources: OSM XML (``.osm``, ``.osm.bz2``, ``.osm.gz``, read by osmnx), OSM PBF (read by
+pyrosm), a saved GraphML, or Overpass (place name, polygon or bbox; osmnx with its cache).
+All end in one :class:`WalkNetwork`: undirected edges in the local UTM zone (metres), whose
+geometry runs from node ``u`` to node ``v`` and whose ``length_m`` is that geometry's length,
+so that offsets along an edge and graph weights agree exactly.
+
+Walk policy (:func:`walkable_mask`), the osmnx ``walk`` filter with two documented changes:
+
+* dropped: ``highway`` in abandoned, bus_guideway, construction, cycleway, motorway
+  (``motor*``), no, planned, platform, proposed, raceway, razed, rest_area, services;
+  ``area=yes``; ``foot=no``; ``access=private`` and ``service=private`` (unless
+  ``keep_private=True``: gated compounds (小区) are mapped private yet their residents walk
+  them, so a planner may keep them);
+* kept (unlike osmnx): roads tagged ``sidewalk=separate``. Many extracts hold the road but not
+  the separately mapped sidewalk, and dropping the road would cut the network.
+
+Processed networks are cached (``settings.cache_folder/networks``) keyed by the source
+file's SHA-256 and the load options, so a second run skips OSM parsing.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from servicecircle.crs import WGS84, local_utm_crs
+from servicecircle.errors import NetworkError, ServiceCircleWarning
+from servicecircle.fileio import atomic_path
+from servicecircle.settings import settings
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = [
+    "NetworkSummary",
+    "WalkNetwork",
+    "download_network",
+    "load_network",
+    "network_from_edges",
+    "network_from_graph",
+    "walkable_mask",
+]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the cached format or the processing changes.
+CACHE_VERSION = 1
+_EXCLUDED_HIGHWAY = (
+    r"abandoned|bus_guideway|construction|cycleway|motor|^no$|planned|platform|proposed|"
+    r"raceway|razed|rest_area|services"
+)
+_TAGS = ["highway", "access", "foot", "service", "area", "name", "sidewalk"]
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    """Size and connectedness of a walking network (lengths in metres)."""
+
+    nodes: int
+    edges: int
+    total_length_m: float
+    components: int
+    largest_component_share: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.nodes:,} nodes, {self.edges:,} edges, {self.total_length_m / 1000:,.1f} km, "
+            f"{self.components:,} component(s), largest holds "
+            f"{self.largest_component_share:.1%} of the length"
+        )
+
+
+class WalkNetwork:
+    """An undirected walking network in a projected CRS (metres).
+
+    Attributes
+    ----------
+    nodes
+        GeoDataFrame of points indexed 0..n-1, column ``osmid``.
+    edges
+        GeoDataFrame of LineStrings indexed 0..m-1, columns ``u``, ``v`` (node positions),
+        ``length_m`` (geometry length, m), ``highway``, ``name``; geometry runs u → v.
+    source
+        Where the network came from: file, SHA-256, OSM date, options.
+    """
+
+    def __init__(
+        self, nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, source: dict[str, Any]
+    ) -> None:
+        if nodes.crs is None or not pyproj.CRS(nodes.crs).is_projected:
+            raise ValueError("WalkNetwork needs nodes in a projected CRS (metres)")
+        self.nodes = nodes
+        self.edges = edges
+        self.source = dict(source)
+
+    def __repr__(self) -> str:
+        return f"<WalkNetwork {self.summary()} in {self.crs.to_string()}>"
+
+    @property
+    def crs(self) -> pyproj.CRS:
+        """The projected CRS (UTM, metres) of nodes and edges."""
+        return pyproj.CRS(self.nodes.crs)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    @cached_property
+    def node_xy(self) -> NDArray[np.float64]:
+        """Node coordinates (m), shape (n, 2)."""
+        return shapely.get_coordinates(self.nodes.geometry.to_numpy())
+
+    @cached_property
+    def edge_u(self) -> NDArray[np.int64]:
+        return self.edges["u"].to_numpy(dtype=np.int64)
+
+    @cached_property
+    def edge_v(self) -> NDArray[np.int64]:
+        return self.edges["v"].to_numpy(dtype=np.int64)
+
+    @cached_property
+    def edge_length_m(self) -> NDArray[np.float64]:
+        return self.edges["length_m"].to_numpy(dtype=np.float64)
+
+    @cached_property
+    def graph(self) -> sparse.csr_array:
+        """Symmetric CSR adjacency (n × n) of walk distances (m); parallel edges keep the
+        shortest, self-loops are dropped."""
+        u, v, w = self.edge_u, self.edge_v, self.edge_length_m
+        keep = u != v
+        u, v, w = u[keep], v[keep], w[keep]
+        rows = np.concatenate([u, v])
+        cols = np.concatenate([v, u])
+        weights = np.concatenate([w, w])
+        # csr construction sums duplicates; a walk takes the shortest of parallel edges
+        order = np.lexsort((weights, cols, rows))
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        n = self.n_nodes
+        return sparse.csr_array((weights[first], (rows[first], cols[first])), shape=(n, n))
+
+    @cached_property
+    def edge_vertices(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """All edge vertices (k, 2), their distance (m) along their edge, and the index of
+        each edge's first vertex (m + 1 offsets)."""
+        coords, index = shapely.get_coordinates(self.edges.geometry.to_numpy(), return_index=True)
+        seg = np.hypot(*np.diff(coords, axis=0).T)
+        seg[index[1:] != index[:-1]] = 0.0  # no segment between two edges
+        along = np.concatenate([[0.0], np.cumsum(seg)])
+        starts = np.searchsorted(index, np.arange(len(self.edges) + 1))
+        along -= np.repeat(along[starts[:-1]], np.diff(starts))
+        return coords, along, starts
+
+    def summary(self) -> NetworkSummary:
+        """Counts, total length (m) and connected components."""
+        n_comp, labels = csgraph.connected_components(self.graph, directed=False)
+        comp_len = np.bincount(labels[self.edge_u], weights=self.edge_length_m, minlength=n_comp)
+        total = float(self.edge_length_m.sum())
+        share = float(comp_len.max() / total) if total > 0 else 1.0
+        return NetworkSummary(self.n_nodes, len(self.edges), total, int(n_comp), share)
+
+    def to_networkx(self) -> nx.Graph:
+        """An undirected networkx Graph with ``length_m`` weights (shortest parallel edge),
+        for cross-checks and for users who want networkx algorithms."""
+        import networkx as nx
+
+        coo = sparse.triu(self.graph).tocoo()
+        g = nx.Graph()
+        g.add_nodes_from(range(self.n_nodes))
+        g.add_weighted_edges_from(
+            zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True),
+            weight="length_m",
+        )
+        return g
+
+
+# --------------------------------------------------------------------------------------------
+# building
+
+
+def network_from_edges(
+    edges: gpd.GeoDataFrame,
+    *,
+    crs: pyproj.CRS | None = None,
+    source: dict[str, Any] | None = None,
+    node_ids: tuple[str, str] = ("u", "v"),
+) -> WalkNetwork:
+    """Build a :class:`WalkNetwork` from LineString edges that meet at shared end points.
+
+    Parameters
+    ----------
+    edges
+        LineStrings in any CRS. With ``node_ids`` columns (default ``u``, ``v``) those ids
+        name the end nodes; without them, end points with equal coordinates are one node.
+        Reversed duplicates (the same way in both directions) are dropped.
+    crs
+        Projected CRS (metres) for the network; default the UTM zone of the edges.
+    """
+    if edges.crs is None:
+        raise ValueError("edges need a CRS")
+    edges = edges[~edges.geometry.is_empty & edges.geometry.notna()]
+    if crs is None:
+        wgs = edges.geometry.to_crs(WGS84)
+        lon, lat = shapely.get_coordinates(wgs.to_numpy()).T
+        crs = local_utm_crs(lon, lat)
+    geoms = edges.geometry.to_crs(crs).to_numpy()
+    start = shapely.get_point(geoms, 0)
+    end = shapely.get_point(geoms, -1)
+    if all(c in edges.columns for c in node_ids):
+        ids = np.concatenate([edges[node_ids[0]].to_numpy(), edges[node_ids[1]].to_numpy()])
+        pts = np.concatenate([start, end])
+    else:
+        xy = np.round(shapely.get_coordinates(np.concatenate([start, end])), 6)
+        _, ids = np.unique(xy, axis=0, return_inverse=True)
+        pts = np.concatenate([start, end])
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    m = len(geoms)
+    u, v = inverse[:m], inverse[m:]
+    nodes = gpd.GeoDataFrame({"osmid": uniq}, geometry=pts[first], crs=crs)
+    attrs = {}
+    for col in ("highway", "name", "osmid"):
+        if col in edges.columns:
+            attrs[col if col != "osmid" else "way"] = edges[col].map(_flat).to_numpy()
+    frame = gpd.GeoDataFrame({"u": u, "v": v, **attrs}, geometry=geoms, crs=crs)
+    # one undirected edge per way piece: reversed copies normalise to the same geometry
+    key = shapely.to_wkb(shapely.normalize(geoms))
+    frame = frame[~pd.Series(key).duplicated().to_numpy()].reset_index(drop=True)
+    frame.insert(2, "length_m", shapely.length(frame.geometry.to_numpy()))
+    # node geometry is the edge end point, so offsets along edges meet the nodes exactly
+    return WalkNetwork(nodes, frame, source or {})
+
+
+def _flat(value: Any) -> Any:
+    """osmnx merges attributes of simplified ways into lists; keep one readable string."""
+    if isinstance(value, list | tuple | set):
+        vals = [str(x) for x in value if x is not None and str(x) != "nan"]
+        return ";".join(dict.fromkeys(vals)) if vals else None
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def walkable_mask(edges: pd.DataFrame, *, keep_private: bool = False) -> NDArray[np.bool_]:
+    """Which OSM ways a pedestrian may use (see the module docstring for the policy)."""
+
+    def col(name: str) -> pd.Series:
+        if name not in edges.columns:
+            return pd.Series("", index=edges.index)
+        return (
+            edges[name]
+            .map(
+                lambda x: (
+                    "" if x is None else ";".join(map(str, x)) if isinstance(x, list) else str(x)
+                )
+            )
+            .str.lower()
+        )
+
+    highway = col("highway")
+    ok = (highway != "") & (highway != "nan") & ~highway.str.contains(_EXCLUDED_HIGHWAY)
+    ok &= ~col("area").str.fullmatch("yes")
+    ok &= ~col("foot").str.fullmatch("no")
+    if not keep_private:
+        ok &= ~col("access").str.fullmatch("private")
+        ok &= ~col("service").str.fullmatch("private")
+    return ok.to_numpy(dtype=bool)
+
+
+def network_from_graph(
+    graph: Any,
+    *,
+    keep_private: bool = False,
+    simplify: bool = True,
+    source: dict[str, Any] | None = None,
+) -> WalkNetwork:
+    """Build a :class:`WalkNetwork` from an unprojected osmnx MultiDiGraph (WGS84)."""
+    import osmnx as ox
+
+    if graph.number_of_edges() == 0:
+        raise NetworkError("the OSM data holds no ways; check the extract")
+    nodes, edges = ox.convert.graph_to_gdfs(graph, fill_edge_geometry=True)
+    keep = walkable_mask(edges, keep_private=keep_private)
+    if not keep.any():
+        raise NetworkError(
+            "the OSM data holds no walkable ways (no highway=* that pedestrians may use)"
+        )
+    edges = edges[keep]
+    used = np.unique(
+        np.concatenate([edges.index.get_level_values(0), edges.index.get_level_values(1)])
+    )
+    nodes = nodes.loc[used]
+    g = ox.convert.graph_from_gdfs(nodes, edges, graph_attrs=graph.graph)
+    if simplify and not g.graph.get("simplified"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            g = ox.simplification.simplify_graph(g)
+    _, edges = ox.convert.graph_to_gdfs(g, fill_edge_geometry=True)
+    edges = edges.reset_index()
+    return network_from_edges(edges, source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# loading (file, cache, Overpass)
+
+
+def load_network(
+    source: str | Path,
+    *,
+    keep_private: bool = False,
+    simplify: bool = True,
+    use_cache: bool | None = None,
+) -> WalkNetwork:
+    """Load a walking network from an OSM file (XML, PBF) or a GraphML.
+
+    Parameters
+    ----------
+    source
+        ``.osm``, ``.osm.bz2``, ``.osm.gz``, ``.xml``, ``.osm.pbf``/``.pbf`` or ``.graphml``.
+    keep_private
+        Keep ``access=private`` ways (paths inside gated compounds).
+    simplify
+        Merge chains of degree-2 nodes into single edges (distances are unchanged).
+    use_cache
+        Read/write the processed-network cache; default ``settings.use_cache``.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise NetworkError(f"{path}: network file not found; check the path")
+    name = path.name.lower()
+    kinds = {
+        ".osm": "xml",
+        ".osm.bz2": "xml",
+        ".osm.gz": "xml",
+        ".xml": "xml",
+        ".osm.xml": "xml",
+        ".pbf": "pbf",
+        ".osm.pbf": "pbf",
+        ".graphml": "graphml",
+    }
+    kind = next((k for suffix, k in kinds.items() if name.endswith(suffix)), None)
+    if kind is None:
+        raise NetworkError(
+            f"{path.name}: unknown network file type; use .osm, .osm.bz2, .osm.gz, .osm.pbf or "
+            ".graphml (or --place for a download)"
+        )
+    use_cache = settings.use_cache if use_cache is None else use_cache
+    digest = _sha256(path)
+    options = {"keep_private": keep_private, "simplify": simplify, "version": CACHE_VERSION}
+    key = hashlib.sha256(json.dumps([digest, options], sort_keys=True).encode()).hexdigest()[:24]
+    cache_file = Path(settings.cache_folder) / "networks" / f"{key}.npz"
+    if use_cache and cache_file.is_file():
+        try:
+            net = _read_cache(cache_file)
+            log.info("network from cache %s", cache_file)
+            return net
+        except (OSError, ValueError, KeyError) as exc:  # a broken cache is rebuilt, not fatal
+            log.warning("ignoring unreadable network cache %s: %s", cache_file, exc)
+    meta = {
+        "file": path.name,
+        "path": str(path),
+        "sha256": digest,
+        "format": kind,
+        "osm_date": _osm_date(path) if kind == "xml" else None,
+        **options,
+    }
+    if kind == "xml":
+        graph = _graph_from_xml(path)
+    elif kind == "pbf":
+        graph = _graph_from_pbf(path)
+    else:
+        import osmnx as ox
+
+        graph = ox.io.load_graphml(path)
+    net = network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
+    check_connectivity(net)
+    if use_cache:
+        _write_cache(net, cache_file)
+    return net
+
+
+def check_connectivity(net: WalkNetwork, *, min_share: float = 0.95) -> NetworkSummary:
+    """Warn when the largest connected component holds less than ``min_share`` of the length."""
+    summary = net.summary()
+    if summary.largest_component_share < min_share:
+        warnings.warn(
+            f"walking network {net.source.get('file', '')}: the largest connected part holds "
+            f"only {summary.largest_component_share:.1%} of the street length "
+            f"({summary.components:,} parts); stations on small parts reach little. Check the "
+            "extract's edges or use keep_private=True for gated compounds",
+            ServiceCircleWarning,
+            stacklevel=2,
+        )
+    return summary
+
+
+@contextlib.contextmanager
+def _osmnx_tags() -> Iterator[None]:
+    """Make osmnx keep the tags the walk policy reads, for the duration of one load."""
+    import osmnx as ox
+
+    old = list(ox.settings.useful_tags_way)
+    ox.settings.useful_tags_way = list(dict.fromkeys(old + _TAGS))
+    try:
+        yield
+    finally:
+        ox.settings.useful_tags_way = old
+
+
+def _graph_from_xml(path: Path) -> Any:
+    import osmnx as ox
+
+    with _osmnx_tags(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ox.graph.graph_from_xml(
+                path, bidirectional=True, simplify=False, retain_all=True
+            )
+        except (OSError, EOFError, ValueError) as exc:
+            raise NetworkError(f"{path.name}: could not be read as OSM XML: {exc}") from None
+        except Exception as exc:  # xml.etree ParseError and friends
+            if type(exc).__name__ in {"ParseError", "ExpatError"}:
+                raise NetworkError(f"{path.name}: not valid OSM XML: {exc}") from None
+            raise
+
+
+def _graph_from_pbf(path: Path) -> Any:
+    import osmnx as ox
+    import pyrosm
+
+    try:
+        osm = pyrosm.OSM(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nodes, edges = osm.get_network(network_type="all", nodes=True)
+    except Exception as exc:
+        raise NetworkError(f"{path.name}: could not be read as OSM PBF: {exc}") from None
+    if edges is None or len(edges) == 0:
+        raise NetworkError(f"{path.name}: holds no ways")
+    edges = edges.rename(columns={"id": "osmid"})
+    nodes = nodes.rename(columns={"id": "osmid"}).set_index("osmid")
+    nodes["x"], nodes["y"] = nodes["lon"].astype(float), nodes["lat"].astype(float)
+    nodes = gpd.GeoDataFrame(nodes[["x", "y"]], geometry=nodes.geometry, crs=WGS84)
+    cols = [c for c in [*_TAGS, "osmid"] if c in edges.columns]
+    fwd = edges[["u", "v", *cols, "geometry"]].copy()
+    rev = fwd.copy()
+    rev["u"], rev["v"] = fwd["v"].to_numpy(), fwd["u"].to_numpy()
+    rev["geometry"] = shapely.reverse(fwd.geometry.to_numpy())
+    both = pd.concat([fwd, rev], ignore_index=True)
+    both["key"] = both.groupby(["u", "v"]).cumcount()
+    both = gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84).set_index(["u", "v", "key"])
+    both["length"] = 0.0  # osmnx wants it; our lengths come from projected geometry
+    both["osmid"] = both.get("osmid", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ox.convert.graph_from_gdfs(nodes, both, graph_attrs={"crs": "epsg:4326"})
+
+
+def download_network(
+    *,
+    place: str | None = None,
+    polygon: shapely.Polygon | shapely.MultiPolygon | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    keep_private: bool = False,
+    simplify: bool = True,
+) -> WalkNetwork:
+    """Download a walking network from OpenStreetMap (Overpass) through osmnx and its cache.
+
+    Give exactly one of ``place`` (a geocodable name such as ``"芝罘区, 烟台市, 山东省"``),
+    ``polygon`` (WGS84) or ``bbox`` (west, south, east, north in degrees). Responses are
+    cached under ``settings.cache_folder/overpass``; a repeated call reads the cache.
+    """
+    import osmnx as ox
+
+    given = [x is not None for x in (place, polygon, bbox)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of place, polygon or bbox")
+    custom_filter = overpass_filter(keep_private=keep_private)
+    old = (ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout)
+    ox.settings.use_cache = True
+    ox.settings.cache_folder = str(Path(settings.cache_folder) / "overpass")
+    ox.settings.requests_timeout = settings.overpass_timeout_s
+    what = place or (f"bbox {bbox}" if bbox else "polygon")
+    try:
+        with _osmnx_tags(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kw = {"custom_filter": custom_filter, "simplify": False, "retain_all": True}
+            if place is not None:
+                graph = ox.graph.graph_from_place(place, **kw)
+            elif polygon is not None:
+                graph = ox.graph.graph_from_polygon(polygon, **kw)
+            else:
+                graph = ox.graph.graph_from_bbox(bbox, **kw)
+    except Exception as exc:  # requests/osmnx raise many kinds; all mean "no data came"
+        raise NetworkError(
+            f"could not download the walking network for {what}: {type(exc).__name__}: {exc}. "
+            "Without internet, pass an OSM file with --osm"
+        ) from None
+    finally:
+        ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout = old
+    meta = {
+        "overpass": what,
+        "keep_private": keep_private,
+        "simplify": simplify,
+        "osm_date": None,
+        "format": "overpass",
+    }
+    return network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
+
+
+def overpass_filter(*, keep_private: bool = False) -> str:
+    """The Overpass way filter of the walk policy (mirrors :func:`walkable_mask`)."""
+    access = "" if keep_private else '["access"!~"private"]["service"!~"private"]'
+    return (
+        f'["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|'
+        'proposed|raceway|razed|rest_area|services"]["foot"!~"no"]'
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _osm_date(path: Path) -> str | None:
+    """The Overpass snapshot date (``osm_base``) or the newest element timestamp in the head."""
+    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    m = re.search(r'osm_base="([^"]+)"', head)
+    return m.group(1) if m else None
+
+
+def _write_cache(net: WalkNetwork, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, coords, offsets = shapely.to_ragged_array(net.edges.geometry.to_numpy())
+    arrays: dict[str, Any] = {
+        "node_osmid": net.nodes["osmid"].astype(str).to_numpy(dtype=str),
+        "node_xy": net.node_xy,
+        "u": net.edge_u,
+        "v": net.edge_v,
+        "length_m": net.edge_length_m,
+        "coords": coords,
+        "offsets": offsets[0],
+        "meta": np.array(json.dumps({"crs": net.crs.to_wkt(), "source": net.source})),
+    }
+    for col in ("highway", "name", "way"):
+        if col in net.edges.columns:
+            arrays[f"attr_{col}"] = net.edges[col].fillna("").astype(str).to_numpy(dtype=str)
+    try:
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.savez(f, **arrays)
+    except OSError as exc:  # a cache we cannot write only costs time
+        log.warning("could not write network cache %s: %s", path, exc)
+
+
+def _read_cache(path: Path) -> WalkNetwork:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        crs = pyproj.CRS.from_wkt(meta["crs"])
+        geoms = shapely.from_ragged_array(
+            shapely.GeometryType.LINESTRING, z["coords"], (z["offsets"],)
+        )
+        nodes = gpd.GeoDataFrame(
+            {"osmid": z["node_osmid"]}, geometry=shapely.points(z["node_xy"]), crs=crs
+        )
+        data: dict[str, Any] = {"u": z["u"], "v": z["v"], "length_m": z["length_m"]}
+        for col in ("highway", "name", "way"):
+            if f"attr_{col}" in z:
+                values = z[f"attr_{col}"].astype(object)
+                values[values == ""] = None
+                data[col] = values
+    edges = gpd.GeoDataFrame(data, geometry=geoms, crs=crs)
+    source = {**meta["source"], "cached": str(path)}
+    return WalkNetwork(nodes, edges, source)
