@@ -51,7 +51,12 @@ def test_verbose_adds_the_traceback(tmp_path):
     csv = tmp_path / "stations.csv"
     csv.write_text("id,lon,lat\n1,121.4,37.5\n", encoding="utf-8")
     proc = run(
-        "--verbose", "check", "--stations", str(csv), "--stations-crs", "gcj-2",
+        "--verbose",
+        "check",
+        "--stations",
+        str(csv),
+        "--stations-crs",
+        "gcj-2",
         env_cache=str(tmp_path),
     )
     assert proc.returncode == 2

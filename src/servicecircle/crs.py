@@ -7,7 +7,9 @@ WGS84 on load; distances are measured on the local UTM zone (metres).
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +29,9 @@ _ALIASES = {
     "wgs84": "wgs84", "wgs-84": "wgs84", "wgs 84": "wgs84", "gps": "wgs84",
 }  # fmt: skip
 
-_HOW = "use an EPSG code such as EPSG:4326 (WGS84, GPS/OSM), 'gcj02' (AMap/Tencent) or 'bd09' (Baidu)"
+_HOW = (
+    "use an EPSG code such as EPSG:4326 (WGS84, GPS/OSM), 'gcj02' (AMap/Tencent) or 'bd09' (Baidu)"
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,9 @@ def parse_crs(value: str | int | pyproj.CRS | DeclaredCRS, *, what: str = "input
             return DeclaredCRS(WGS84)
         if alias:
             return DeclaredCRS(WGS84, alias)
-        if key.isdigit():
-            value = int(key)
+        code = re.fullmatch(r"(?:epsg\s*:\s*)?(\d+)", key)
+        if code:
+            value = int(code.group(1))
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             return DeclaredCRS(pyproj.CRS.from_epsg(value))
@@ -94,7 +99,17 @@ def parse_crs(value: str | int | pyproj.CRS | DeclaredCRS, *, what: str = "input
     try:
         return DeclaredCRS(pyproj.CRS.from_user_input(value))
     except pyproj.exceptions.CRSError:
-        raise CRSError(f"{what}: unknown coordinate system {value!r}; {_HOW}") from None
+        raise CRSError(
+            f"{what}: unknown coordinate system {value!r}{_did_you_mean(value)}; {_HOW}"
+        ) from None
+
+
+def _did_you_mean(value: object) -> str:
+    """' (did you mean 'gcj02'?)' for a near-miss of a datum name, else ''."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value.strip().lower(), list(_ALIASES), n=1, cutoff=0.7)
+    return f" (did you mean {_ALIASES[close[0]]!r}?)" if close else ""
 
 
 def local_utm_crs(lon: ArrayLike, lat: ArrayLike) -> pyproj.CRS:
@@ -115,5 +130,5 @@ def local_utm_crs(lon: ArrayLike, lat: ArrayLike) -> pyproj.CRS:
     # the bbox centre, so that a few outliers do not move the zone
     cx = (np.min(lon[ok]) + np.max(lon[ok])) / 2
     cy = (np.min(lat[ok]) + np.max(lat[ok])) / 2
-    zone = min(int(math.floor((cx + 180.0) / 6.0)) + 1, 60)
+    zone = min(math.floor((cx + 180.0) / 6.0) + 1, 60)
     return pyproj.CRS.from_epsg((32600 if cy >= 0 else 32700) + zone)

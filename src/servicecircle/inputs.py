@@ -114,7 +114,9 @@ def read_stations(
     names = _text_column(src, frame, name_col, _NAME_NAMES, "name", fallback=ids)
     tiers = _tiers(src, frame, tier_col, problems)
     if problems:
-        raise InputError(f"{src.name}: {len(problems)} problem(s) in the stations", problems=problems)
+        raise InputError(
+            f"{src.name}: {len(problems)} problem(s) in the stations", problems=problems
+        )
     out = frame.drop(columns=[c for c in ("station_id", "name", "tier") if c in frame.columns])
     out.insert(0, "station_id", ids)
     out.insert(1, "name", names)
@@ -267,8 +269,10 @@ def check_alignment(
     _, dist = tree.query_nearest(st, return_distance=True, all_matches=False)
     st_src = stations.attrs.get("source", {})
     gr_src = grids.attrs.get("source", {})
-    names = (f"{st_src.get('file', 'stations')} (declared {st_src.get('crs', '?')})",
-             f"{gr_src.get('file', 'grids')} (declared {gr_src.get('crs', '?')})")
+    names = (
+        f"{st_src.get('file', 'stations')} (declared {st_src.get('crs', '?')})",
+        f"{gr_src.get('file', 'grids')} (declared {gr_src.get('crs', '?')})",
+    )
     if dist.min() > far_m:
         raise CRSError(
             f"every station in {names[0]} is at least {dist.min():,.0f} m from the grids in "
@@ -299,6 +303,7 @@ class _Source:
         self.table: pd.DataFrame | None = None
         self.vector: gpd.GeoDataFrame | None = None
         self.encoding: str | None = None
+        self.row_numbers: list[int] = []  # Excel row of each table row (header = row 1)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -318,13 +323,17 @@ class _Source:
             raise InputError(f"{path}: is a folder; give the file inside it")
         suffix = _suffix(path)
         if suffix not in TABLE_SUFFIXES | VECTOR_SUFFIXES:
-            known = ", ".join(sorted(TABLE_SUFFIXES | VECTOR_SUFFIXES))
-            raise InputError(f"{path.name}: unsupported file type {suffix!r}; use one of {known}")
+            raise InputError(
+                f"{path.name}: unsupported file type {suffix!r}; {_convert_hint(suffix)}"
+            )
         if path.stat().st_size == 0:
-            raise InputError(f"{path.name}: the file is empty (0 bytes)")
+            raise InputError(
+                f"{path.name}: the file is empty (0 bytes); it was probably not saved completely: "
+                "export or copy it again"
+            )
         src = cls(path, declared)
         if suffix in TABLE_SUFFIXES:
-            src.table, src.encoding = _read_table(path, encoding)
+            src.table, src.encoding, src.row_numbers = _read_table(path, encoding)
         else:
             src.vector = _read_vector(path, layer)
         return src
@@ -335,9 +344,14 @@ class _Source:
         assert frame is not None
         return len(frame)
 
+    @property
+    def unit(self) -> str:
+        """'row(s)' for a table, 'feature(s)' for a vector layer."""
+        return "row(s)" if self.table is not None else "feature(s)"
+
     def where(self, i: int, ident: Any = None) -> str:
         """'row 7' (as Excel numbers it: header is row 1) or 'feature 7' (1-based)."""
-        label = f"row {i + 2}" if self.table is not None else f"feature {i + 1}"
+        label = f"row {self.row_numbers[i]}" if self.table is not None else f"feature {i + 1}"
         return f"{label} (id={ident})" if ident is not None and str(ident) != "" else label
 
     # -- geometry ----------------------------------------------------------------------------
@@ -387,9 +401,11 @@ class _Source:
         kinds = names[types]
         wrong = np.flatnonzero(~np.isin(kinds, allowed))
         if wrong.size:
+            plain = " or ".join(_PLAIN[a] for a in allowed if not a.startswith("Multi"))
             raise InputError(
-                f"{self.name}: {wrong.size} of {len(frame)} feature(s) are not "
-                f"{' or '.join(allowed)} geometries as {what} must be",
+                f"{self.name}: {wrong.size} of {len(frame)} feature(s) have the wrong geometry "
+                f"type; {what} must be {plain} ({' or '.join(allowed)}): export them as "
+                f"{plain} or remove the other features",
                 problems=[f"{self.where(int(i))}: {kinds[i]}" for i in wrong],
             )
         return self._to_wgs84(frame)
@@ -435,7 +451,7 @@ class _Source:
                     f"{_crs_label(file_crs)} instead"
                 )
             frame = frame.set_crs(WGS84, allow_override=True)
-            self._check_lonlat(*_lonlat(frame))
+            self._check_lonlat(*_lonlat(frame, owner=True))
             geoms = datums.transform_geometry(frame.geometry.to_numpy(), source=decl.datum)
             return frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=WGS84))
         if file_crs is None:
@@ -447,7 +463,7 @@ class _Source:
                 "file is right, or fix the file's CRS"
             )
         if decl.crs.is_geographic:
-            self._check_lonlat(*_lonlat(frame))
+            self._check_lonlat(*_lonlat(frame, owner=True))
         out = frame.to_crs(WGS84)
         if not np.isfinite(shapely.get_coordinates(out.geometry.to_numpy())).all():
             raise CRSError(
@@ -462,11 +478,14 @@ class _Source:
         x_name = _find_column(self, table.columns, x_col, _X_NAMES, "longitude/x", _is_x)
         y_name = _find_column(self, table.columns, y_col, _Y_NAMES, "latitude/y", _is_y)
         if x_name == y_name:
-            raise InputError(f"{self.name}: the x and y columns are both {x_name!r}")
+            raise InputError(
+                f"{self.name}: the x and y columns are both {x_name!r}; pass the longitude "
+                "column with --x-col and the latitude column with --y-col"
+            )
         x = self._numbers(table[x_name], x_name)
         y = self._numbers(table[y_name], y_name)
         if self.declared.is_geographic:
-            self._check_lonlat(x, y, per_row=True)
+            self._check_lonlat(x, y)
             if self.declared.datum:
                 x, y = datums.convert(x, y, source=self.declared.datum)
         else:
@@ -498,48 +517,81 @@ class _Source:
             )
         return values
 
-    def _check_lonlat(self, x: np.ndarray, y: np.ndarray, *, per_row: bool = False) -> None:
-        """Range, swap and datum-area checks on lon/lat degrees."""
-        label = self.declared.label
+    def _check_lonlat(self, x: np.ndarray, y: np.ndarray, owner: Any = None) -> None:
+        """Range, swap and datum-area checks on lon/lat degrees.
+
+        ``owner`` gives the row or feature of each coordinate (a polygon has many); by default
+        coordinate ``i`` belongs to row ``i``.
+        """
+        owner = np.arange(x.size) if owner is None else np.asarray(owner)
         swapped = (np.abs(x) <= 90) & (np.abs(y) > 90)
         if self.declared.datum:
             swapped |= (x > 0.8) & (x < 55.9) & (y > 72) & (y < 137.9)
-        out = (np.abs(x) > 180) | (np.abs(y) > 90)
-        where = self.where if per_row else (lambda i: f"feature {i + 1}")
         if swapped.any() and swapped.mean() > 0.5:
-            rows = np.flatnonzero(swapped)
-            raise InputError(
-                f"{self.name}: longitude and latitude look swapped in {rows.size} of {x.size} "
-                f"row(s) (first: x={x[rows[0]]:g}, y={y[rows[0]]:g}); pass the columns "
-                "explicitly with --x-col (longitude) and --y-col (latitude)",
-                problems=[where(int(i)) for i in rows],
+            first = np.flatnonzero(swapped)[0]
+            fix = (
+                "pass the columns explicitly with --x-col (longitude) and --y-col (latitude)"
+                if self.table is not None
+                else "export the layer again with longitude as x and latitude as y"
             )
+            raise InputError(
+                f"{self.name}: longitude and latitude look swapped in "
+                f"{np.unique(owner[swapped]).size} of {np.unique(owner).size} {self.unit} "
+                f"(first: x={x[first]:g}, y={y[first]:g}); {fix}",
+                problems=self._coordinate_problems(x, y, swapped, owner),
+            )
+        out = (np.abs(x) > 180) | (np.abs(y) > 90)
         if out.any():
-            rows = np.flatnonzero(out)
             hint = (
-                " They look like metres: declare the projected EPSG code (e.g. EPSG:32651)."
+                "They look like metres: declare the projected EPSG code (e.g. EPSG:32651)"
                 if np.nanmax(np.abs(np.r_[x, y])) > 1000
-                else ""
+                else "Correct these values, or declare the coordinate system they are in"
             )
             raise InputError(
-                f"{self.name}: {rows.size} coordinate(s) outside longitude −180..180 / "
-                f"latitude −90..90 for {label}.{hint}",
-                problems=[f"{where(int(i))}: ({x[i]:g}, {y[i]:g})" for i in rows],
+                f"{self.name}: {np.unique(owner[out]).size} {self.unit} have "
+                "coordinates outside longitude −180..180 / latitude −90..90, the range of "
+                f"{self.declared.label} (degrees). {hint}",
+                problems=self._coordinate_problems(x, y, out, owner),
             )
         if self.declared.datum:
             outside = ~datums.in_china(x, y)
             if outside.any():
-                rows = np.flatnonzero(outside)
                 raise CRSError(
-                    f"{self.name}: {rows.size} point(s) lie outside China, where "
-                    f"{self.declared.datum} is not defined; these coordinates are probably "
-                    "WGS84: declare --crs EPSG:4326",
-                    problems=[f"{where(int(i))}: ({x[i]:g}, {y[i]:g})" for i in rows],
+                    f"{self.name}: {np.unique(owner[outside]).size} {self.unit} lie "
+                    f"outside China, where {self.declared.datum} is not defined; these "
+                    "coordinates are probably WGS84: declare --crs EPSG:4326",
+                    problems=self._coordinate_problems(x, y, outside, owner),
                 )
+
+    def _coordinate_problems(
+        self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, owner: np.ndarray
+    ) -> list[str]:
+        """One line per row or feature with the first of its flagged coordinates."""
+        idx = np.flatnonzero(mask)
+        owners, first = np.unique(owner[idx], return_index=True)
+        return [
+            f"{self.where(int(o))}: ({x[i]:g}, {y[i]:g})"
+            for o, i in zip(owners, idx[first], strict=True)
+        ]
 
 
 def _suffix(path: Path) -> str:
     return path.suffix.lower()
+
+
+_SPREADSHEETS = {".xls", ".xlsx", ".xlsm", ".xlsb", ".ods", ".et", ".numbers"}
+_OTHER_VECTORS = {".kml", ".kmz", ".gpx", ".dxf", ".dwg", ".mif", ".tab", ".gdb", ".osm"}
+_PLAIN = {"Point": "points", "Polygon": "polygons", "LineString": "lines"}
+
+
+def _convert_hint(suffix: str) -> str:
+    """What to do with a file type the readers do not take."""
+    known = ", ".join(sorted(TABLE_SUFFIXES | VECTOR_SUFFIXES))
+    if suffix in _SPREADSHEETS:
+        return f"save it from Excel or WPS as 'CSV UTF-8' (.csv). Supported: {known}"
+    if suffix in _OTHER_VECTORS:
+        return f"convert it to GeoJSON or GeoPackage (e.g. QGIS 'Export'). Supported: {known}"
+    return f"use one of {known}"
 
 
 def _sniff_kind(head: bytes) -> str:
@@ -559,36 +611,83 @@ def _sniff_kind(head: bytes) -> str:
     return "text (CSV-like)"
 
 
-def _read_table(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
+def _read_table(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str, list[int]]:
+    """The table as text cells, its encoding, and the Excel row number of each data row."""
     raw = path.read_bytes()
     kind = _sniff_kind(raw[:2048])
     if not kind.startswith("text") and not (kind == "binary data" and raw[:2] in _UTF16_BOMS):
         fix = "save it from Excel as 'CSV UTF-8'" if "Excel" in kind else "check the file"
         raise InputError(f"{path.name}: has a {path.suffix} name but holds {kind}; {fix}")
     text, used = _decode(path.name, raw, encoding)
+    records = _records(path, text)
+    top = next((k for k, rec in enumerate(records) if any(f.strip() for f in rec)), None)
+    if top is None:
+        raise InputError(f"{path.name}: holds no text, only blank lines; pick the right file")
+    header = _header(path, records[top], row=top + 1)
+    rows, numbers = _data_rows(path, records, top, len(header))
+    return pd.DataFrame(rows, columns=header, dtype=str), used, numbers
+
+
+def _records(path: Path, text: str) -> list[list[str]]:
+    """All records of the text, blank ones included (one per Excel row)."""
     lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise InputError(f"{path.name}: holds no text, only blank lines")
     try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",\t;|")
-        sep = dialect.delimiter
+        sep = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",\t;|").delimiter
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
-        table = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False
+        return list(reader)
+    except csv.Error as exc:
+        raise InputError(
+            f"{path.name}: not a well-formed table at row {reader.line_num}: {exc}; "
+            "save it again as CSV"
+        ) from None
+
+
+def _data_rows(
+    path: Path, records: list[list[str]], top: int, width: int
+) -> tuple[list[list[str]], list[int]]:
+    """The non-blank records below the header, padded to ``width``, and their Excel rows."""
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    too_long: list[str] = []
+    for k in range(top + 1, len(records)):
+        rec = records[k]
+        if not any(f.strip() for f in rec):
+            continue  # blank rows are skipped but keep their number
+        if any(f.strip() for f in rec[width:]):
+            too_long.append(f"row {k + 1}: {len(rec)} cells")
+            continue
+        rows.append(rec[:width] + [""] * (width - len(rec)))
+        numbers.append(k + 1)
+    if too_long:
+        raise InputError(
+            f"{path.name}: {len(too_long)} row(s) have more cells than the {width} columns of "
+            "the header; a value probably holds the separator: quote it or remove it",
+            problems=too_long,
         )
-    except pd.errors.ParserError as exc:
-        raise InputError(f"{path.name}: not a well-formed table: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path.name}: holds no header row") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    if table.empty:
-        raise InputError(f"{path.name}: has a header row but no data rows")
-    dupes = table.columns[table.columns.duplicated()].tolist()
+    if not rows:
+        raise InputError(
+            f"{path.name}: has a header row but no data rows; add the data below the header "
+            "or pick the right file"
+        )
+    return rows, numbers
+
+
+def _header(path: Path, record: list[str], *, row: int) -> list[str]:
+    """Column names: trailing empty ones dropped, inner empty ones numbered, no duplicates."""
+    names = [f.strip() for f in record]
+    while names and not names[-1]:
+        names.pop()
+    names = [n or f"column_{j + 1}" for j, n in enumerate(names)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InputError(f"{path.name}: column name(s) {dupes} appear twice; rename them")
-    return table, used
+        raise InputError(
+            f"{path.name}: column name(s) {', '.join(dupes)} appear more than once in the "
+            f"header (row {row}); rename them so each column has its own name"
+        )
+    return names
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -631,6 +730,22 @@ def _decode(name: str, raw: bytes, encoding: str | None) -> tuple[str, str]:
     )
 
 
+def _check_layer(path: Path, layer: str | None) -> None:
+    """A GeoPackage with several layers needs ``layer``, and it must be one of them."""
+    import pyogrio
+
+    names = [str(x) for x in pyogrio.list_layers(path)[:, 0]]
+    if layer is None and len(names) > 1:
+        raise InputError(
+            f"{path.name}: has {len(names)} layers ({', '.join(names)}); choose one with --layer"
+        )
+    if layer is not None and layer not in names:
+        raise InputError(
+            f"{path.name}: has no layer {layer!r}; its layers are {', '.join(names)}: "
+            "choose one of them with --layer"
+        )
+
+
 def _read_vector(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     import pyogrio
 
@@ -650,19 +765,17 @@ def _read_vector(path: Path, layer: str | None) -> gpd.GeoDataFrame:
             "rename it to what it is or export it again"
         )
     try:
-        if suffix == ".gpkg" and layer is None:
-            layers = pyogrio.list_layers(path)
-            if len(layers) > 1:
-                names = ", ".join(str(x) for x in layers[:, 0])
-                raise InputError(f"{path.name}: has {len(layers)} layers ({names}); pass --layer")
+        if suffix == ".gpkg":
+            _check_layer(path, layer)
         frame = gpd.read_file(path, layer=layer, engine="pyogrio")
-    except InputError:
-        raise
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         first = str(exc).splitlines()[0]
-        raise InputError(f"{path.name}: could not be read as {expected}: {first}") from None
+        raise InputError(
+            f"{path.name}: could not be read as {expected}: {first}; the file may be damaged: "
+            "export it again"
+        ) from None
     if frame.empty:
-        raise InputError(f"{path.name}: holds no features")
+        raise InputError(f"{path.name}: holds no features; pick the right file or layer")
     frame.columns = [str(c) for c in frame.columns]
     return frame.reset_index(drop=True)
 
@@ -708,7 +821,7 @@ def _find_column(
         if explicit not in columns:
             raise InputError(
                 f"{src.name}: no column {explicit!r} for {role}; the columns are "
-                f"{', '.join(columns)}"
+                f"{', '.join(columns)}: pass one of them (names are case-sensitive)"
             )
         return explicit
     found = [c for c in columns if matcher(c)]
@@ -735,7 +848,9 @@ def _pick(frame: pd.DataFrame, explicit: str | None, names: Sequence[str], src: 
     if explicit is not None:
         if explicit not in frame.columns:
             cols = ", ".join(c for c in frame.columns if c != "geometry")
-            raise InputError(f"{src.name}: no column {explicit!r}; the columns are {cols}")
+            raise InputError(
+                f"{src.name}: no column {explicit!r}; the columns are {cols}: pass one of them"
+            )
         return explicit
     lowered = {_norm(c): c for c in frame.columns if c != "geometry"}
     for n in names:
@@ -750,10 +865,15 @@ def _ids(
     col = _pick(frame, explicit, _ID_NAMES, src)
     if col is None:
         width = len(str(len(frame)))
-        return pd.Series([f"{prefix}{i + 1:0{width}d}" for i in range(len(frame))], index=frame.index)
+        return pd.Series(
+            [f"{prefix}{i + 1:0{width}d}" for i in range(len(frame))], index=frame.index
+        )
     ids = frame[col].map(_clean_text)
     empty = np.flatnonzero(ids.isna().to_numpy())
-    problems.extend(f"{src.where(int(i))}: empty id in column {col!r}" for i in empty)
+    problems.extend(
+        f"{src.where(int(i))}: empty id in column {col!r}; fill it in (ids must be unique)"
+        for i in empty
+    )
     dup = ids[ids.duplicated(keep=False) & ids.notna()]
     for value, group in dup.groupby(dup, sort=False):
         rows = ", ".join(src.where(int(frame.index.get_loc(i))) for i in group.index)
@@ -802,9 +922,15 @@ def _number_column(
     text = frame[col].map(_clean_text)
     values = pd.to_numeric(text, errors="coerce")
     for i in np.flatnonzero((values.isna() & text.notna()).to_numpy()):
-        problems.append(f"{src.where(int(i))}: {role} {text.iloc[i]!r} is not a number")
+        problems.append(
+            f"{src.where(int(i))}: {role} {text.iloc[i]!r} in column {col!r} is not a number; "
+            "write a plain number (e.g. 1200, no units or thousands separators) or leave it empty"
+        )
     for i in np.flatnonzero((values < minimum).to_numpy()):
-        problems.append(f"{src.where(int(i))}: {role} {values.iloc[i]:g} is below {minimum:g}")
+        problems.append(
+            f"{src.where(int(i))}: {role} {values.iloc[i]:g} in column {col!r} is below "
+            f"{minimum:g}; correct it or leave it empty"
+        )
     return values.astype(float)
 
 
@@ -814,7 +940,7 @@ def _tiers(src: _Source, frame: pd.DataFrame, explicit: str | None, problems: li
         return pd.Series("station", index=frame.index)
     lookup = {word.lower(): tier for tier, words in _TIER_WORDS.items() for word in words}
     text = frame[col].map(_clean_text)
-    tiers = text.map(lambda t: lookup.get(t.lower()) if t else "station")
+    tiers = text.map(lambda t: lookup.get(t.lower()) if isinstance(t, str) else "station")
     for i in np.flatnonzero(tiers.isna().to_numpy()):
         problems.append(
             f"{src.where(int(i))}: unknown tier {text.iloc[i]!r} in column {col!r}; use "
@@ -840,9 +966,10 @@ def _polygonal(geoms: np.ndarray) -> list[Any]:
     return out
 
 
-def _lonlat(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
-    coords = shapely.get_coordinates(frame.geometry.to_numpy())
-    return coords[:, 0], coords[:, 1]
+def _lonlat(frame: gpd.GeoDataFrame, *, owner: bool = False) -> tuple[np.ndarray, ...]:
+    """x and y of every coordinate, plus the feature each belongs to when ``owner``."""
+    coords, index = shapely.get_coordinates(frame.geometry.to_numpy(), return_index=True)
+    return (coords[:, 0], coords[:, 1], index) if owner else (coords[:, 0], coords[:, 1])
 
 
 def _same_crs(a: Any, b: pyproj.CRS) -> bool:

@@ -44,6 +44,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy import sparse
 from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
 
 from servicecircle.crs import WGS84, local_utm_crs
 from servicecircle.errors import NetworkError, ServiceCircleWarning
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NetworkSummary",
     "WalkNetwork",
+    "csr_row_positions",
     "download_network",
     "load_network",
     "network_from_edges",
@@ -163,6 +165,25 @@ class WalkNetwork:
         return sparse.csr_array((weights[first], (rows[first], cols[first])), shape=(n, n))
 
     @cached_property
+    def node_edges(self) -> sparse.csr_array:
+        """Incidence (n × m) in CSR: the edges at each node, in ``indices`` per row."""
+        m = len(self.edges)
+        rows = np.concatenate([self.edge_u, self.edge_v])
+        cols = np.concatenate([np.arange(m), np.arange(m)])
+        data = np.ones(rows.size, dtype=np.int8)
+        return sparse.csr_array((data, (rows, cols)), shape=(self.n_nodes, m))
+
+    @cached_property
+    def edge_tree(self) -> shapely.STRtree:
+        """Spatial index of edge geometries (for snapping)."""
+        return shapely.STRtree(self.edges.geometry.to_numpy())
+
+    @cached_property
+    def node_kdtree(self) -> cKDTree:
+        """k-d tree of node coordinates (for bounded per-station reach)."""
+        return cKDTree(self.node_xy)
+
+    @cached_property
     def edge_vertices(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
         """All edge vertices (k, 2), their distance (m) along their edge, and the index of
         each edge's first vertex (m + 1 offsets)."""
@@ -195,6 +216,13 @@ class WalkNetwork:
             weight="length_m",
         )
         return g
+
+
+def csr_row_positions(indptr: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions in ``indices``/``data`` of all entries of the given CSR rows, in order."""
+    start, stop = indptr[rows], indptr[rows + 1]
+    counts = stop - start
+    return np.repeat(start - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Walking network: walk policy, building from lines, OSM loaders, cache, summary."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from tests.netfixtures import lines_network
+
+from servicecircle import network as netmod
+from servicecircle.errors import NetworkError, ServiceCircleWarning
+from servicecircle.sample_data import helsinki_pbf
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(netmod.settings, "cache_folder", tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def test_walk_policy_follows_osmnx_walk_filter_with_documented_changes():
+    edges = pd.DataFrame(
+        {
+            "highway": ["footway", "motorway", "cycleway", "residential", "service", "steps",
+                        "construction", "primary", "path", "residential"],
+            "access": [None, None, None, "private", None, None, None, None, None, None],
+            "foot": [None, None, None, None, None, None, None, "no", None, None],
+            "service": [None, None, None, None, "private", None, None, None, None, None],
+            "sidewalk": [None] * 9 + ["separate"],
+        }
+    )  # fmt: skip
+    expected = [True, False, False, False, False, True, False, False, True, True]
+    assert netmod.walkable_mask(edges).tolist() == expected
+    private = netmod.walkable_mask(edges, keep_private=True)
+    assert private[3]
+    assert private[4]
+
+
+def test_lines_become_nodes_at_shared_ends_and_lengths_are_geometric():
+    net = lines_network([(0, 0), (100, 0)], [(100, 0), (100, 50), (130, 90)], [(100, 0), (0, 0)])
+    # the third line reverses the first: one undirected edge remains
+    assert net.n_nodes == 3
+    assert len(net.edges) == 2
+    assert sorted(net.edge_length_m.round(6)) == [100.0, 100.0]
+    s = net.summary()
+    assert s.components == 1
+    assert s.total_length_m == pytest.approx(200.0)
+
+
+def test_parallel_edges_keep_the_shortest_weight():
+    net = lines_network([(0, 0), (100, 0)], [(0, 0), (50, 40), (100, 0)])
+    assert len(net.edges) == 2
+    g = net.graph
+    assert g[[0], [1]][0] == pytest.approx(100.0)
+    assert g[[1], [0]][0] == pytest.approx(100.0)
+
+
+def test_connectivity_warning_names_the_share():
+    net = lines_network([(0, 0), (100, 0)], [(500, 500), (500, 600)])
+    with pytest.warns(ServiceCircleWarning, match=r"largest connected part holds only 50\.0%"):
+        netmod.check_connectivity(net)
+
+
+@pytest.fixture(scope="module")
+def helsinki():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)
+        return netmod.load_network(helsinki_pbf(), use_cache=False)
+
+
+def test_helsinki_pbf_is_a_projected_walking_network(helsinki):
+    assert helsinki.crs.to_epsg() == 32635
+    s = helsinki.summary()
+    assert s.nodes > 1000
+    assert s.edges > 1000
+    assert s.largest_component_share > 0.9
+    assert "footway" in set(helsinki.edges["highway"])
+    # geometry runs from u to v: first/last vertex equal the node positions
+    geoms = helsinki.edges.geometry.to_numpy()
+    first = shapely.get_coordinates(shapely.get_point(geoms, 0))
+    last = shapely.get_coordinates(shapely.get_point(geoms, -1))
+    np.testing.assert_allclose(first, helsinki.node_xy[helsinki.edge_u], atol=1e-6)
+    np.testing.assert_allclose(last, helsinki.node_xy[helsinki.edge_v], atol=1e-6)
+
+
+def test_cache_round_trip_gives_the_same_network(cache):
+    src = helsinki_pbf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)
+        first = netmod.load_network(src)
+        second = netmod.load_network(src)
+    assert "cached" in second.source
+    assert "cached" not in first.source
+    assert list(cache.glob("networks/*.npz"))
+    np.testing.assert_array_equal(first.edge_u, second.edge_u)
+    np.testing.assert_allclose(first.edge_length_m, second.edge_length_m)
+    assert shapely.equals_exact(
+        first.edges.geometry.to_numpy(), second.edges.geometry.to_numpy(), tolerance=1e-9
+    ).all()
+    assert second.crs == first.crs
+
+
+def test_osm_xml_is_filtered_to_highways(shared_data, cache):
+    # the Nanjing extract holds buildings too; only highway ways may become edges
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)
+        net = netmod.load_network(shared_data / "nanjing" / "nanjing_xuanwu_osm_bbox.osm.bz2")
+    assert net.edges["highway"].notna().all()
+    assert net.crs.to_epsg() == 32650
+    assert net.source["osm_date"] == "2021-06-12T07:41:41Z"
+
+
+def test_shanghai_unsimplified_counts(shared_data, cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)
+        net = netmod.load_network(
+            shared_data / "shanghai" / "shanghai_center_drive.osm.bz2", simplify=False
+        )
+    # README: 21,786 raw nodes; ways of non-walk classes and their lone nodes are dropped
+    assert 20_000 < net.n_nodes <= 21_786
+    # total length is independent of simplification, and equals networkx's sum of weights
+    g = nx.Graph()
+    for u, v, w in zip(net.edge_u, net.edge_v, net.edge_length_m, strict=True):
+        if u != v and (not g.has_edge(u, v) or g[u][v]["w"] > w):
+            g.add_edge(int(u), int(v), w=float(w))
+    assert nx.number_connected_components(g) == net.summary().components
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("roads.shp", b"x", "unknown network file type"),
+        ("broken.osm", b"<osm><way", "not valid OSM XML|could not be read"),
+    ],
+)
+def test_bad_network_files_are_clear_errors(tmp_path, cache, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(NetworkError, match=message):
+        netmod.load_network(path)
+
+
+def test_missing_network_file(tmp_path):
+    with pytest.raises(NetworkError, match="network file not found"):
+        netmod.load_network(tmp_path / "nope.osm")
+
+
+def test_network_from_edges_needs_a_crs():
+    with pytest.raises(ValueError, match="CRS"):
+        netmod.network_from_edges(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (1, 1)])]))
+
+
+def test_overpass_filter_mirrors_the_policy():
+    f = netmod.overpass_filter()
+    for part in ('["access"!~"private"]', "cycleway", '["foot"!~"no"]'):
+        assert part in f
+    assert '["access"!~"private"]' not in netmod.overpass_filter(keep_private=True)
