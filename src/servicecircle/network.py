@@ -60,6 +60,7 @@ __all__ = [
     "csr_row_positions",
     "download_network",
     "load_network",
+    "min_csr",
     "network_from_edges",
     "network_from_graph",
     "walkable_mask",
@@ -155,14 +156,8 @@ class WalkNetwork:
         u, v, w = u[keep], v[keep], w[keep]
         rows = np.concatenate([u, v])
         cols = np.concatenate([v, u])
-        weights = np.concatenate([w, w])
-        # csr construction sums duplicates; a walk takes the shortest of parallel edges
-        order = np.lexsort((weights, cols, rows))
-        rows, cols, weights = rows[order], cols[order], weights[order]
-        first = np.ones(rows.size, dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-        n = self.n_nodes
-        return sparse.csr_array((weights[first], (rows[first], cols[first])), shape=(n, n))
+        # a walk takes the shortest of parallel edges
+        return min_csr(rows, cols, np.concatenate([w, w]), self.n_nodes)
 
     @cached_property
     def node_edges(self) -> sparse.csr_array:
@@ -216,6 +211,17 @@ class WalkNetwork:
             weight="length_m",
         )
         return g
+
+
+def min_csr(
+    rows: NDArray[np.int64], cols: NDArray[np.int64], data: NDArray[np.float64], n: int
+) -> sparse.csr_array:
+    """n × n CSR keeping the smallest weight of duplicate (row, col) entries (scipy would sum)."""
+    order = np.lexsort((data, cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    return sparse.csr_array((data[first], (rows[first], cols[first])), shape=(n, n))
 
 
 def csr_row_positions(indptr: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from servicecircle.network import csr_row_positions
+from servicecircle.network import csr_row_positions, min_csr
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -97,7 +97,7 @@ def nearest_station(
     rows = np.concatenate([base.row, src + n])
     cols = np.concatenate([base.col, dst])
     data = np.concatenate([base.data, w])
-    aug = _min_csr(rows, cols, data, n + k)
+    aug = min_csr(rows, cols, data, n + k)
     dist, _, sources = csgraph.dijkstra(
         aug,
         directed=True,
@@ -108,15 +108,6 @@ def nearest_station(
     )
     station = np.where(sources[:n] >= 0, sources[:n] - n, -1).astype(np.int64)
     return NodeReach(dist[:n], station)
-
-
-def _min_csr(rows: NDArray, cols: NDArray, data: NDArray, n: int) -> sparse.csr_array:
-    """CSR matrix keeping the smallest weight of duplicate (row, col) entries."""
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return sparse.csr_array((data[first], (rows[first], cols[first])), shape=(n, n))
 
 
 def point_distances(
@@ -234,6 +225,6 @@ def _local_dijkstra(
     rows = np.concatenate([rows[inside], np.full(seeds.size, m)])
     cols = np.concatenate([cols[inside], seed_local])
     data = np.concatenate([graph.data[pos][inside], seed_dist])
-    sub = _min_csr(rows, cols, data, m + 1)
+    sub = min_csr(rows, cols, data, m + 1)
     dist = csgraph.dijkstra(sub, directed=True, indices=m)
     return local, dist[:m]
