@@ -6,6 +6,7 @@ Errors the user can fix print ``error: …`` (what, where, what to do) on stderr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import traceback
@@ -183,6 +184,356 @@ def network(
     typer.echo(f"{osm.name}: {net.summary()}; CRS {net.crs.to_string()}")
     if net.source.get("osm_date"):
         typer.echo(f"OSM date: {net.source['osm_date']}")
+
+
+# --------------------------------------------------------------------------- analysis commands
+
+OsmOpt = Annotated[
+    Path,
+    typer.Option(
+        "--osm",
+        help="Walking network: OSM file (.osm, .osm.bz2, .osm.gz, .osm.pbf) or GraphML. "
+        "Parsed once, then read from the cache.",
+    ),
+]
+StationsOpt = Annotated[
+    Path, typer.Option(help="Stations (驿站): CSV, GeoJSON, GeoPackage or Shapefile.")
+]
+GridsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Red-grid polygons (网格); without it, grids are made from the streets."),
+]
+GridsCrsOpt = Annotated[
+    str | None, typer.Option(help="Coordinate system of --grids (EPSG code, gcj02, bd09).")
+]
+BuildingsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Buildings (楼栋) as demand points; default: a lattice inside each grid."),
+]
+BuildingsCrsOpt = Annotated[str | None, typer.Option(help="Coordinate system of --buildings.")]
+BoundaryOpt = Annotated[
+    Path | None,
+    typer.Option(help="District boundary for generated grids (default: the network's hull)."),
+]
+BoundaryCrsOpt = Annotated[str | None, typer.Option(help="Coordinate system of --boundary.")]
+WeightOpt = Annotated[
+    str,
+    typer.Option(
+        help="Demand weight: auto, area (m²), footprint (m²), footprint_floors (m² × floors), "
+        "population (the grids' population column)."
+    ),
+]
+LatticeOpt = Annotated[
+    float, typer.Option(help="Spacing (m) of demand points inside grids without buildings.")
+]
+TierOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Own threshold per station tier in minutes, e.g. "
+        "'district=15,subdistrict=10,station=5' (reported per tier and combined)."
+    ),
+]
+OutDirOpt = Annotated[Path, typer.Option(help="Folder for the outputs (created if missing).")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Comma-separated output formats: csv, geojson, gpkg.")
+]
+EncodingOpt = Annotated[
+    str,
+    typer.Option(help="CSV encoding: utf-8-sig (UTF-8 with BOM, Excel-safe) or gbk (old Excel)."),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option(help="Replace existing outputs (otherwise an existing file is an error).")
+]
+NGridsOpt = Annotated[int, typer.Option(help="Generated grids: number of red grids (网格).")]
+NCommOpt = Annotated[int, typer.Option(help="Generated grids: number of communities (社区).")]
+NSubOpt = Annotated[int, typer.Option(help="Generated grids: number of sub-districts (街道).")]
+
+
+def _parse_tiers(text: str | None) -> dict[str, float] | None:
+    from servicecircle.inputs import TIERS
+
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        try:
+            minutes = float(value)
+        except ValueError:
+            minutes = -1.0
+        if key not in TIERS or minutes <= 0:
+            raise typer.BadParameter(
+                f"{part.strip()!r}: write tier=minutes with tier one of {', '.join(TIERS)}, "
+                "e.g. district=15,subdistrict=10,station=5",
+                param_hint="--tier-minutes",
+            )
+        out[key] = minutes
+    return out
+
+
+def _need_crs(path: Path | None, crs: str | None, flag: str) -> None:
+    if path is not None and not crs:
+        raise typer.BadParameter(
+            f"{path.name}: say which coordinate system it uses (EPSG:4326, gcj02 or bd09)",
+            param_hint=f"--{flag}-crs",
+        )
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from servicecircle.exports import FORMATS
+
+    chosen = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise typer.BadParameter(
+            f"unknown format {', '.join(bad) or text!r}; choose from {', '.join(FORMATS)}",
+            param_hint="--format",
+        )
+    return chosen
+
+
+def _run_analysis(
+    *,
+    osm: Path,
+    stations: Path,
+    stations_crs: str,
+    grids: Path | None,
+    grids_crs: str | None,
+    buildings: Path | None,
+    buildings_crs: str | None,
+    boundary: Path | None,
+    boundary_crs: str | None,
+    n_grids: int,
+    n_communities: int,
+    n_subdistricts: int,
+    walk: WalkSettings,
+    weight: str,
+    lattice: float,
+    tier_minutes: str | None,
+    gap_threshold: float | None = None,
+    per_station_rings: bool = True,
+) -> Any:
+    """Read inputs, load the network, generate grids when needed and run the analysis."""
+    from servicecircle import inputs
+    from servicecircle import network as netmod
+    from servicecircle.pipeline import analyse
+
+    _need_crs(grids, grids_crs, "grids")
+    _need_crs(buildings, buildings_crs, "buildings")
+    _need_crs(boundary, boundary_crs, "boundary")
+    tiers = _parse_tiers(tier_minutes)
+    steps = Steps(4 if grids is not None else 5)
+    with steps.step(f"Loading walking network {osm.name}") as note:
+        net = netmod.load_network(osm)
+        note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
+    st = inputs.read_stations(stations, crs=stations_crs)
+    b = inputs.read_buildings(buildings, crs=buildings_crs) if buildings is not None else None
+    if grids is not None:
+        gr = inputs.read_grids(grids, crs=grids_crs)
+        inputs.check_alignment(st, gr)
+    else:
+        from servicecircle.grids import generate_grids
+
+        area = None
+        if boundary is not None:
+            area = inputs.read_grids(boundary, crs=boundary_crs)
+        with steps.step(f"Generating {n_grids} grids from the streets") as note:
+            gr = generate_grids(
+                net,
+                area,
+                n_grids=n_grids,
+                n_communities=n_communities,
+                n_subdistricts=n_subdistricts,
+            )
+            note(f"{len(gr)} grids, {n_communities} communities, {n_subdistricts} sub-districts")
+    return analyse(
+        net,
+        st,
+        gr,
+        walk=walk,
+        buildings=b,
+        lattice_m=lattice,
+        weight=weight,  # type: ignore[arg-type]
+        tier_minutes=tiers,
+        gap_threshold_min=gap_threshold,
+        per_station_rings=per_station_rings,
+        inputs={"buildings": b},
+        steps=steps,
+    )
+
+
+def _echo_summary(analysis: Any) -> None:
+    meta = analysis.metadata
+    net = meta["network"]
+    typer.echo(f"network: {net['source']} (OSM date {net['osm_date'] or 'unknown'})")
+    typer.echo(f"grids: {len(analysis.grids)}, stations: {len(analysis.stations)}")
+    for row in analysis.coverage.summary().itertuples():
+        minutes = f"{row.threshold_min:g} min ({row.distance_m:.0f} m)"
+        typer.echo(f"  {minutes}: {row.coverage_pct:5.1f}% covered")
+
+
+def _weight_unit(analysis: Any) -> str:
+    kind = analysis.coverage.demand.get("weight", "area")
+    return {"area": "m²", "footprint": "m² footprint", "footprint_floors": "m² floor area",
+            "population": "residents"}.get(kind, "")  # fmt: skip
+
+
+def _input_files(*paths: Path | None) -> list[Path]:
+    return [p for p in paths if p is not None]
+
+
+@app.command()
+def coverage(
+    osm: OsmOpt,
+    stations: StationsOpt,
+    stations_crs: CrsOpt,
+    grids: GridsOpt = None,
+    grids_crs: GridsCrsOpt = None,
+    buildings: BuildingsOpt = None,
+    buildings_crs: BuildingsCrsOpt = None,
+    boundary: BoundaryOpt = None,
+    boundary_crs: BoundaryCrsOpt = None,
+    n_grids: NGridsOpt = 1024,
+    n_communities: NCommOpt = 150,
+    n_subdistricts: NSubOpt = 12,
+    weight: WeightOpt = "auto",
+    lattice: LatticeOpt = 20.0,
+    tier_minutes: TierOpt = None,
+    preset: PresetOpt = "default",
+    speed: SpeedOpt = None,
+    frontage: FrontageOpt = 30.0,
+    max_snap: MaxSnapOpt = 250.0,
+    out_dir: OutDirOpt = Path("maps"),
+    fmt: FormatOpt = "csv,geojson,gpkg",
+    encoding: EncodingOpt = "utf-8-sig",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Coverage of every red grid at 5/10/15 min, rolled up 网格 → 社区 → 街道 → 区.
+
+    Writes coverage_grids (CSV, GeoJSON), coverage_rollup (CSV), coverage_rings (GeoJSON)
+    and coverage.gpkg (layers grids, stations, rings, rings_union, rollup), each with a
+    .meta.json of the settings used.
+    """
+    from servicecircle.exports import export_all
+
+    formats = _formats(fmt)
+    walk = _walk_settings(preset, speed, frontage, max_snap)
+    analysis = _run_analysis(
+        osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
+        grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
+        boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
+        n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
+        weight=weight, lattice=lattice, tier_minutes=tier_minutes,
+    )  # fmt: skip
+    paths = export_all(
+        out_dir,
+        {
+            "grids": analysis.grids,
+            "rollup": analysis.rollup,
+            "stations": analysis.stations,
+            "rings": analysis.station_rings,
+            "rings_union": analysis.union_rings,
+        },
+        metadata=analysis.metadata,
+        formats=formats,
+        stem="coverage",
+        encoding=encoding,
+        overwrite=overwrite,
+        protect=_input_files(osm, stations, grids, buildings, boundary),
+    )
+    _echo_summary(analysis)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def gaps(
+    osm: OsmOpt,
+    stations: StationsOpt,
+    stations_crs: CrsOpt,
+    grids: GridsOpt = None,
+    grids_crs: GridsCrsOpt = None,
+    buildings: BuildingsOpt = None,
+    buildings_crs: BuildingsCrsOpt = None,
+    boundary: BoundaryOpt = None,
+    boundary_crs: BoundaryCrsOpt = None,
+    n_grids: NGridsOpt = 1024,
+    n_communities: NCommOpt = 150,
+    n_subdistricts: NSubOpt = 12,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Walk time (min) the gaps are measured at; default the first threshold."),
+    ] = None,
+    weight: WeightOpt = "auto",
+    lattice: LatticeOpt = 20.0,
+    tier_minutes: TierOpt = None,
+    preset: PresetOpt = "default",
+    speed: SpeedOpt = None,
+    frontage: FrontageOpt = 30.0,
+    max_snap: MaxSnapOpt = 250.0,
+    out_dir: OutDirOpt = Path("maps"),
+    fmt: FormatOpt = "csv,geojson,gpkg",
+    encoding: EncodingOpt = "utf-8-sig",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Gap list (grids ranked by uncovered demand) and gap polygons and points.
+
+    Writes gaps_gap_list (CSV), gaps_gaps and gaps_gap_points (GeoJSON) and gaps.gpkg
+    (layers grids, stations, rings_union, gaps, gap_points, gap_list), each with a
+    .meta.json of the settings used.
+    """
+    from servicecircle.exports import export_all
+
+    formats = _formats(fmt)
+    walk = _walk_settings(preset, speed, frontage, max_snap)
+    if threshold is not None and not threshold > 0:
+        raise typer.BadParameter(f"{threshold:g} is not a walk time", param_hint="--threshold")
+    if threshold is not None and threshold not in walk.thresholds_min:
+        # gaps at an extra time: add it, keeping the preset's fixed distances for the others
+        ts = tuple(sorted({*walk.thresholds_min, threshold}))
+        walk = dataclasses.replace(
+            walk, thresholds_min=ts, distances_m=tuple(walk.distance_for(t) for t in ts)
+        )
+    analysis = _run_analysis(
+        osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
+        grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
+        boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
+        n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
+        weight=weight, lattice=lattice, tier_minutes=tier_minutes,
+        gap_threshold=threshold, per_station_rings=False,
+    )  # fmt: skip
+    paths = export_all(
+        out_dir,
+        {
+            "gap_list": analysis.gap_list,
+            "gaps": analysis.gap_polygons,
+            "gap_points": analysis.gap_points,
+            "grids": analysis.grids,
+            "stations": analysis.stations,
+            "rings_union": analysis.union_rings,
+        },
+        metadata=analysis.metadata,
+        formats=formats,
+        stem="gaps",
+        encoding=encoding,
+        overwrite=overwrite,
+        protect=_input_files(osm, stations, grids, buildings, boundary),
+        csv_layers=("gap_list",),
+    )
+    _echo_summary(analysis)
+    worst = analysis.worst_grids(5)
+    if len(worst):
+        typer.echo(f"most uncovered grids at {analysis.gap_threshold_min:g} min:")
+        for row in worst.itertuples():
+            names = " / ".join(str(v) for v in (row.subdistrict, row.community, row.grid_name)
+                               if isinstance(v, str))  # fmt: skip
+            typer.echo(
+                f"  {row.rank}. {row.grid_id} {names}: {row.coverage_pct:.1f}% covered, "
+                f"{row.uncovered_weight:,.0f} {_weight_unit(analysis)} uncovered"
+            )
+    for path in paths:
+        typer.echo(f"wrote {path}")
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -19,10 +19,14 @@ import shapely
 from servicecircle.crs import WGS84
 from servicecircle.errors import InputError
 
+if TYPE_CHECKING:
+    from servicecircle.network import WalkNetwork
+
 __all__ = [
     "helsinki_pbf",
     "osm_buildings",
     "osm_pois",
+    "random_stations",
     "stations_from_pois",
 ]
 
@@ -131,3 +135,35 @@ def stations_from_pois(pois: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         geometry=amen.geometry.to_numpy(),
         crs=WGS84,
     ).reset_index(drop=True)
+
+
+def random_stations(
+    network: WalkNetwork, n: int, *, seed: int = 302, tiers: tuple[int, int] = (1, 12)
+) -> gpd.GeoDataFrame:
+    """``n`` stations at random spots on random edges, in "1+12+N" tiers (WGS84).
+
+    For benchmarks and examples on networks without a station list. Reproducible for a
+    given network and ``seed``: the first station is the district centre, the next
+    ``tiers[1]`` sub-district centres, the rest stations; names are 驿站001 … .
+    """
+    if not 0 < n <= len(network.edges):
+        raise InputError(f"cannot place {n} stations on {len(network.edges)} edges")
+    rng = np.random.default_rng(seed)
+    edge = rng.choice(len(network.edges), size=n, replace=False)
+    at = rng.random(n)
+    pts = shapely.line_interpolate_point(
+        network.edges.geometry.to_numpy()[edge], at, normalized=True
+    )
+    tier = np.full(n, "station", dtype=object)
+    tier[: tiers[0]] = "district"
+    tier[tiers[0] : tiers[0] + tiers[1]] = "subdistrict"
+    frame = gpd.GeoDataFrame(
+        {
+            "station_id": [f"S{i + 1:03d}" for i in range(n)],
+            "name": [f"驿站{i + 1:03d}" for i in range(n)],
+            "tier": tier,
+        },
+        geometry=pts,
+        crs=network.crs,
+    )
+    return frame.to_crs(WGS84)

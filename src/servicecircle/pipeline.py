@@ -1,0 +1,237 @@
+"""One analysis run: snap stations, reach, coverage, rings and gaps, with its metadata.
+
+This is the sequence the CLI, the demo and the notebook share. It reads no files and
+writes none: it takes a loaded network and input frames and returns every result, so the
+edges (``cli``, ``demo``) decide what to read and write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import pandas as pd
+
+from servicecircle import __version__
+from servicecircle.coverage import CoverageResult, Weight, compute_coverage
+from servicecircle.gaps import MIN_GAP_M2, gap_list, gap_points, gap_polygons
+from servicecircle.isochrones import reach_union_rings, station_rings
+from servicecircle.progress import Steps
+from servicecircle.reach import station_reach
+from servicecircle.settings import DEFAULT_LATTICE_M, WalkSettings
+from servicecircle.snapping import check_station_snaps, snap_to_edges
+
+if TYPE_CHECKING:
+    from servicecircle.network import WalkNetwork
+
+__all__ = ["Analysis", "analyse", "run_metadata"]
+
+
+@dataclass
+class Analysis:
+    """Everything one run produced; frames for the web are in WGS84, rings in the UTM."""
+
+    network: WalkNetwork
+    stations: gpd.GeoDataFrame
+    stations_snapped: pd.DataFrame
+    coverage: CoverageResult
+    union_rings: gpd.GeoDataFrame
+    station_rings: gpd.GeoDataFrame | None
+    gap_polygons: gpd.GeoDataFrame
+    gap_points: gpd.GeoDataFrame
+    gap_list: pd.DataFrame
+    gap_threshold_min: float
+    metadata: dict[str, Any]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def grids(self) -> gpd.GeoDataFrame:
+        """Per-grid coverage (WGS84)."""
+        return self.coverage.grids
+
+    @property
+    def rollup(self) -> pd.DataFrame:
+        """Roll-up table 网格 → 社区 → 街道 → 区."""
+        return self.coverage.rollup
+
+    def worst_grids(self, n: int = 5) -> pd.DataFrame:
+        """The ``n`` grids with the most uncovered weight at the gap threshold."""
+        return self.gap_list.head(n)
+
+
+def run_metadata(
+    network: WalkNetwork,
+    walk: WalkSettings,
+    *,
+    inputs: Mapping[str, gpd.GeoDataFrame | None] | None = None,
+    demand: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The settings and data sources a result was made with (written into every export).
+
+    Keys: ``tool``, ``version``, ``created`` (ISO 8601, UTC), ``walk`` (speed m/min,
+    thresholds min, distances m, frontage m), ``analysis_crs``, ``network`` (file, OSM
+    date, SHA-256), ``inputs`` (file and declared CRS of each input) and ``demand``.
+    """
+    src = network.source
+    meta: dict[str, Any] = {
+        "tool": "servicecircle",
+        "version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "walk": walk.as_dict(),
+        "analysis_crs": network.crs.to_string(),
+        "network": {
+            "source": src.get("file") or src.get("path") or src.get("kind"),
+            "osm_date": src.get("osm_date"),
+            "sha256": src.get("sha256"),
+        },
+        "inputs": {},
+        "demand": dict(demand or {}),
+    }
+    for key, frame in (inputs or {}).items():
+        if frame is None:
+            continue
+        info = frame.attrs.get("source", {})
+        meta["inputs"][key] = {
+            "file": info.get("file", info.get("kind", "generated")),
+            "crs": info.get("crs", "EPSG:4326"),
+            "rows": len(frame),
+        }
+    meta.update(extra or {})
+    return meta
+
+
+def analyse(
+    network: WalkNetwork,
+    stations: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    *,
+    walk: WalkSettings | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
+    lattice_m: float = DEFAULT_LATTICE_M,
+    weight: Weight = "auto",
+    tier_minutes: Mapping[str, float] | None = None,
+    gap_threshold_min: float | None = None,
+    min_gap_m2: float = MIN_GAP_M2,
+    per_station_rings: bool = True,
+    inputs: Mapping[str, gpd.GeoDataFrame | None] | None = None,
+    steps: Steps | None = None,
+) -> Analysis:
+    """Coverage, rings and gaps of ``stations`` over ``grids`` on ``network``.
+
+    Parameters
+    ----------
+    network
+        Walking network (local UTM, metres).
+    stations, grids
+        As read by :mod:`servicecircle.inputs` (or generated grids), any CRS.
+    walk
+        Speed, thresholds (min) and frontage (m).
+    buildings, lattice_m, weight, tier_minutes
+        Demand and tier options of :func:`~servicecircle.coverage.compute_coverage`.
+    gap_threshold_min
+        The threshold (min) the gap list ranks by; default the smallest (5 min).
+    min_gap_m2
+        Gap pieces smaller than this (m²) are dropped as slivers.
+    per_station_rings
+        Also make each station's own nested rings (for the map); the union rings are
+        always made.
+    inputs
+        Input frames whose ``attrs["source"]`` goes into the metadata.
+    steps
+        Progress reporter (quiet when not a terminal).
+    """
+    walk = walk or WalkSettings()
+    steps = steps or Steps(4, enabled=False)
+    gap_t = float(gap_threshold_min if gap_threshold_min is not None else walk.thresholds_min[0])
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    with steps.step(f"Snapping {len(stations)} stations to the network") as note:
+        snapped = snap_to_edges(network, stations)
+        check_station_snaps(network, stations, snapped, max_snap_m=walk.max_snap_m)
+        note(f"median distance to the network {snapped['leg_m'].median():.0f} m")
+    with steps.step(f"Coverage of {len(grids)} grids") as note:
+        cov = compute_coverage(
+            network,
+            stations,
+            grids,
+            stations_snapped=snapped,
+            walk=walk,
+            buildings=buildings,
+            lattice_m=lattice_m,
+            weight=weight,
+            tier_minutes=tier_minutes,
+        )
+        summary = cov.summary()
+        note(
+            f"{len(cov.points):,} demand points; "
+            + ", ".join(
+                f"{t:g} min {p:.1f}%"
+                for t, p in zip(summary["threshold_min"], summary["coverage_pct"], strict=True)
+            )
+        )
+    timings["coverage"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    distances = [walk.distance_for(t) for t in walk.thresholds_min]
+    with steps.step(f"Walking rings {', '.join(f'{t:g}' for t in walk.thresholds_min)} min"):
+        union = reach_union_rings(
+            network,
+            cov.reach,
+            snapped,
+            distances_m=distances,
+            thresholds_min=walk.thresholds_min,
+            frontage_m=walk.frontage_m,
+        )
+        rings = None
+        if per_station_rings:
+            sreach = station_reach(network, snapped, limit_m=max(distances))
+            rings = station_rings(
+                network,
+                stations,
+                snapped,
+                sreach,
+                distances_m=distances,
+                thresholds_min=walk.thresholds_min,
+                frontage_m=walk.frontage_m,
+            )
+    timings["rings"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with steps.step(f"Gaps at {gap_t:g} min") as note:
+        polys = gap_polygons(cov.grids, union, crs=network.crs, min_area_m2=min_gap_m2)
+        pts = gap_points(
+            cov.points, stations, distance_m=walk.distance_for(gap_t), threshold_min=gap_t
+        )
+        table = gap_list(cov.grids, threshold_min=gap_t, polygons=polys, points=pts)
+        note(f"{len(table)} grids with uncovered demand")
+    timings["gaps"] = time.perf_counter() - t0
+
+    meta = run_metadata(
+        network,
+        walk,
+        inputs={"stations": stations, "grids": grids, **(inputs or {})},
+        demand=cov.demand,
+        extra={"gap_threshold_min": gap_t, "min_gap_m2": min_gap_m2},
+    )
+    if tier_minutes:
+        meta["tier_minutes"] = dict(tier_minutes)
+    return Analysis(
+        network=network,
+        stations=stations,
+        stations_snapped=snapped,
+        coverage=cov,
+        union_rings=union,
+        station_rings=rings,
+        gap_polygons=polys,
+        gap_points=pts,
+        gap_list=table,
+        gap_threshold_min=gap_t,
+        metadata=meta,
+        timings_s=timings,
+    )

@@ -1,0 +1,113 @@
+"""`servicecircle coverage` and `gaps` end to end on the real Helsinki extract."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+from servicecircle import sample_data
+from servicecircle.cli import main
+from servicecircle.errors import ServiceCircleWarning
+
+
+@pytest.fixture(scope="module")
+def helsinki_inputs(tmp_path_factory):
+    """Stations as a GBK CSV (as old Excel saves it) and four grid polygons as GeoJSON."""
+    folder = tmp_path_factory.mktemp("inputs")
+    pbf = sample_data.helsinki_pbf()
+    st = sample_data.stations_from_pois(sample_data.osm_pois(pbf))
+    path = folder / "驿站.csv"
+    with path.open("w", encoding="gbk", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["编号", "名称", "级别", "经度", "纬度"])
+        for i, row in enumerate(st.itertuples()):
+            name = "<img src=x onerror=alert(1)>" if i == 0 else f"驿站{i}"
+            w.writerow([row.station_id, name, row.tier, row.geometry.x, row.geometry.y])
+    x0, y0, x1, y1 = st.total_bounds
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    quads = [shapely.box(x0, y0, xm, ym), shapely.box(xm, y0, x1, ym),
+             shapely.box(x0, ym, xm, y1), shapely.box(xm, ym, x1, y1)]  # fmt: skip
+    grids = gpd.GeoDataFrame(
+        {"编号": ["G1", "G2", "G3", "G4"], "街道": ["东", "东", "西", "西"],
+         "社区": ["甲", "乙", "丙", None], "人口": [100, 200, 300, 400]},
+        geometry=quads,
+        crs=4326,
+    )  # fmt: skip
+    gpath = folder / "网格.geojson"
+    grids.to_file(gpath, driver="GeoJSON")
+    return pbf, path, gpath
+
+
+def _args(pbf, stations, grids, out):
+    return ["--osm", str(pbf), "--stations", str(stations), "--stations-crs", "EPSG:4326",
+            "--grids", str(grids), "--grids-crs", "EPSG:4326", "--out-dir", str(out)]  # fmt: skip
+
+
+def test_coverage_command_writes_all_three_formats(helsinki_inputs, tmp_path, capsys):
+    pbf, stations, grids = helsinki_inputs
+    before = stations.read_bytes(), grids.read_bytes()
+    out = tmp_path / "out"
+    with (
+        pytest.raises(SystemExit) as done,
+        pytest.warns(ServiceCircleWarning, match="G4.*unassigned"),
+    ):
+        main(["coverage", *_args(pbf, stations, grids, out)])
+    assert done.value.code in (None, 0)
+    printed = capsys.readouterr().out
+    assert "5 min (300 m)" in printed
+    assert (stations.read_bytes(), grids.read_bytes()) == before  # inputs untouched
+    raw = (out / "coverage_grids.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert [r["grid_id"] for r in rows] == ["G1", "G2", "G3", "G4"]
+    # population weights: each grid's weight is its population, coverage = covered / weight
+    for r, pop in zip(rows, [100, 200, 300, 400], strict=True):
+        assert float(r["weight"]) == pytest.approx(pop)
+        assert float(r["coverage_5min"]) == pytest.approx(float(r["covered_5min"]) / pop, abs=1e-4)
+    rollup = list(csv.DictReader((out / "coverage_rollup.csv").read_text("utf-8-sig").splitlines()))
+    district = next(r for r in rollup if r["level"] == "district")
+    assert float(district["weight"]) == pytest.approx(1000)
+    assert any(r["community"] == "unassigned" for r in rollup)
+    layers = {name for name, _ in pyogrio.list_layers(out / "coverage.gpkg")}
+    assert {"grids", "stations", "rings", "rings_union", "rollup"} <= layers
+    rings = pyogrio.read_dataframe(out / "coverage.gpkg", layer="rings")
+    assert set(rings["threshold_min"]) == {5.0, 10.0, 15.0}
+    meta = json.loads((out / "coverage_grids.csv.meta.json").read_text("utf-8"))
+    assert meta["walk"]["speed_m_per_min"] == 60
+    assert meta["network"]["source"] == pbf.name
+    # a second run refuses to replace the outputs without --overwrite
+    with pytest.raises(SystemExit) as again, pytest.warns(ServiceCircleWarning):
+        main(["coverage", *_args(pbf, stations, grids, out)])
+    assert again.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_gaps_command_ranks_grids(helsinki_inputs, tmp_path, capsys):
+    pbf, stations, grids = helsinki_inputs
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
+        main(["gaps", *_args(pbf, stations, grids, out), "--threshold", "5", "--format=csv,gpkg"])
+    assert done.value.code in (None, 0)
+    table = list(csv.DictReader((out / "gaps_gap_list.csv").read_text("utf-8-sig").splitlines()))
+    unc = [float(r["uncovered_weight"]) for r in table]
+    assert unc == sorted(unc, reverse=True)
+    assert [int(r["rank"]) for r in table] == list(range(1, len(table) + 1))
+    layers = {name for name, _ in pyogrio.list_layers(out / "gaps.gpkg")}
+    assert {"gaps", "gap_points", "grids", "stations", "rings_union", "gap_list"} <= layers
+    pts = pyogrio.read_dataframe(out / "gaps.gpkg", layer="gap_points")
+    assert (pts["walk_m"].fillna(np.inf) > 300).all()
+    assert not list(out.glob("*.geojson"))  # only the formats asked for
+
+
+def test_bad_tier_option_is_one_clear_line(helsinki_inputs, tmp_path, capsys):
+    pbf, stations, grids = helsinki_inputs
+    with pytest.raises(SystemExit) as done:
+        main(["coverage", *_args(pbf, stations, grids, tmp_path), "--tier-minutes", "town=5"])
+    assert done.value.code == 2
+    assert "tier=minutes" in capsys.readouterr().err
