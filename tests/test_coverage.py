@@ -127,15 +127,17 @@ def test_buildings_footprint_times_floors():
     assert fp.grids.iloc[0]["coverage_5min"] == pytest.approx(0.5)
 
 
-def test_point_on_same_edge_and_unreachable_component():
-    # a second street far away, not connected: its grid is unreachable (inf, no station)
+def test_points_near_a_fragment_without_stations_walk_out_to_a_connected_street():
+    # a second street 5 km north, not connected to the station's street: its grid's
+    # points snap to the station's street instead (leg = their distance to it), so they
+    # get a finite, honest walk rather than "unreachable"
     net = lines_network(STREET, [(0.0, 5000.0), (500.0, 5000.0)])
     grids = grids_frame([box(0, 0, 100, 40), box(0, 5000, 100, 5040)])
     res = compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
     far = res.grids.iloc[1]
-    assert far["coverage_5min"] == 0.0
-    assert pd.isna(far["station_id"])
-    assert np.isinf(far["walk_min_m"])
+    assert far["coverage_15min"] == 0.0
+    assert far["station_id"] == "s0"
+    assert far["walk_min_m"] == pytest.approx(5010.0)  # the point (50, 5010)
     assert res.grids.iloc[0]["coverage_5min"] == 1.0
 
 
@@ -231,7 +233,14 @@ def _nx_point_distances(network, stations, pts) -> np.ndarray:
     projection points split their edge. networkx multi-source Dijkstra does the rest.
     """
     s_snap = snap_to_edges(network, stations)
-    p_snap = snap_to_edges(network, pts)
+    # points snap only to edges in parts of the network that hold a station (the rule
+    # of coverage.station_edges), found here with networkx's own components
+    full = network.to_networkx()
+    comp = {n: i for i, c in enumerate(nx.connected_components(full)) for n in c}
+    st_comp = {comp[int(network.edge_u[e])] for e in s_snap["edge"]}
+    allowed = np.array([e for e in range(len(network.edge_u))
+                        if comp[int(network.edge_u[e])] in st_comp])  # fmt: skip
+    p_snap = snap_to_edges(network, pts, edges=allowed)
     marks: dict[int, list[tuple[float, object]]] = {}
     g = nx.Graph()
     for kind, snap in (("s", s_snap), ("p", p_snap)):

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+from scipy.sparse import csgraph
 
 from servicecircle.crs import WGS84
 from servicecircle.errors import InputError, ServiceCircleWarning
@@ -52,6 +53,7 @@ __all__ = [
     "demand_points",
     "grid_coverage",
     "rollup",
+    "station_edges",
     "suffix",
     "walk_to_points",
 ]
@@ -229,23 +231,39 @@ def demand_points(
 # --------------------------------------------------------------------------- walk distances
 
 
+def station_edges(network: WalkNetwork, stations_snapped: pd.DataFrame) -> NDArray[np.int64]:
+    """Edges in the connected parts of the network that hold at least one station.
+
+    Demand points snap only to these: a point whose nearest path is a fragment cut off
+    from every station (a courtyard path the extract did not connect, a piece beyond its
+    edge) walks out to the nearest street that does lead to a station, instead of counting
+    as unreachable.
+    """
+    _, label = csgraph.connected_components(network.graph, directed=False)
+    edge = stations_snapped["edge"].to_numpy(dtype=np.int64)
+    with_station = np.unique(label[network.edge_u[edge]])
+    return np.flatnonzero(np.isin(label[network.edge_u], with_station))
+
+
 def walk_to_points(
     network: WalkNetwork,
     stations_snapped: pd.DataFrame,
     points: gpd.GeoDataFrame,
     *,
     reach: NodeReach | None = None,
+    edges: NDArray[np.int64] | None = None,
 ) -> pd.DataFrame:
     """Walk distance (m) from each point to its nearest station, legs at both ends included.
 
+    ``edges`` limits the edges points snap to (see :func:`station_edges`); default all.
     Returns ``dist_m`` (``inf`` when no station is reachable), ``station`` (position in
     the stations, -1 when none) and ``leg_m`` (the point's own off-network leg).
     """
     if reach is None:
         reach = nearest_station(network, stations_snapped)
-    snapped = snap_to_edges(network, points)
     if len(points) == 0:
         return pd.DataFrame({"dist_m": [], "station": [], "leg_m": []}, index=points.index)
+    snapped = snap_to_edges(network, points, edges=edges)
     out = point_distances(network, reach, snapped, stations_snapped)
     out["leg_m"] = snapped["leg_m"].to_numpy()
     return out
@@ -540,7 +558,8 @@ def compute_coverage(
         grids, crs=network.crs, buildings=buildings, lattice_m=lattice_m, weight=weight
     )
     reach = nearest_station(network, snapped)
-    walks = walk_to_points(network, snapped, points, reach=reach)
+    usable = station_edges(network, snapped)
+    walks = walk_to_points(network, snapped, points, reach=reach, edges=usable)
     tier_walks: dict[str, pd.DataFrame] = {}
     if tier_minutes:
         if "tier" not in stations.columns:
@@ -555,7 +574,7 @@ def compute_coverage(
                     stacklevel=2,
                 )
             sub = snapped.iloc[sel]
-            tier_walks[tier] = walk_to_points(network, sub, points)
+            tier_walks[tier] = walk_to_points(network, sub, points, edges=usable)
     table = grid_coverage(
         grids,
         points,

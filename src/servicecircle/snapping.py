@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from servicecircle.crs import WGS84
 from servicecircle.errors import ServiceCircleWarning, SnapError
@@ -25,7 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["check_station_snaps", "snap_to_edges"]
 
 
-def snap_to_edges(network: WalkNetwork, points: gpd.GeoSeries | gpd.GeoDataFrame) -> pd.DataFrame:
+def snap_to_edges(
+    network: WalkNetwork,
+    points: gpd.GeoSeries | gpd.GeoDataFrame,
+    *,
+    edges: NDArray[np.int64] | None = None,
+) -> pd.DataFrame:
     """Nearest edge of each point, vectorised (shapely STRtree).
 
     Parameters
@@ -34,6 +40,9 @@ def snap_to_edges(network: WalkNetwork, points: gpd.GeoSeries | gpd.GeoDataFrame
         The walking network (projected, metres).
     points
         Points in any CRS; reprojected to the network's CRS.
+    edges
+        Only snap to these edge positions (e.g. the parts of the network a station is
+        on); default all edges.
 
     Returns
     -------
@@ -50,8 +59,13 @@ def snap_to_edges(network: WalkNetwork, points: gpd.GeoSeries | gpd.GeoDataFrame
     if len(pts) == 0:
         cols = ["edge", "offset_m", "leg_m", "to_u_m", "to_v_m", "snap_x", "snap_y"]
         return pd.DataFrame(columns=cols, index=geoms.index)
-    tree = network.edge_tree
-    pairs, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    if edges is None:
+        tree = network.edge_tree
+        pairs, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    else:
+        tree = shapely.STRtree(network.edges.geometry.to_numpy()[edges])
+        pairs, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        pairs = np.vstack([pairs[0], np.asarray(edges, dtype=np.int64)[pairs[1]]])
     # query_nearest returns pairs sorted by input; all_matches=False keeps one per point
     edge = np.full(len(pts), -1, dtype=np.int64)
     leg = np.full(len(pts), np.nan)
