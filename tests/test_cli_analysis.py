@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -111,3 +113,57 @@ def test_bad_tier_option_is_one_clear_line(helsinki_inputs, tmp_path, capsys):
         main(["coverage", *_args(pbf, stations, grids, tmp_path), "--tier-minutes", "town=5"])
     assert done.value.code == 2
     assert "tier=minutes" in capsys.readouterr().err
+
+
+def test_map_command_shows_hostile_names_as_text(helsinki_inputs, tmp_path, capsys):
+    from tests.browser_util import open_map
+
+    pbf, stations, grids = helsinki_inputs
+    out = tmp_path / "map.html"
+    args = ["map", "--osm", str(pbf), "--stations", str(stations), "--stations-crs",
+            "EPSG:4326", "--grids", str(grids), "--grids-crs", "EPSG:4326", "--out", str(out),
+            "--tiles", "none"]  # fmt: skip
+    with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
+        main(args)
+    assert done.value.code in (None, 0)
+    assert f"map: {out}" in capsys.readouterr().out
+    assert "<img src=x onerror" not in out.read_text("utf-8")  # only ever escaped
+    report = open_map(out, open_roles=("stations",))
+    assert report["dialogs"] == []
+    assert report["console_errors"] == []
+    assert report["n_grid_features"] == 4
+    assert report["n_station_markers"] == 34
+    assert any("<img src=x onerror=alert(1)>" in t for t in report["opened_texts"])
+    # an existing map is not replaced without --overwrite
+    with pytest.raises(SystemExit) as again:
+        main(args)
+    assert again.value.code == 2
+
+
+@pytest.mark.shared_data
+def test_shanghai_gaps_with_generated_grids(shared_data, tmp_path, capsys):
+    """The seeds' scale: 302 stations (GCJ-02), 1,024 generated grids in 150/12."""
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "out"
+    args = ["gaps", "--osm", str(shared_data / "shanghai" / "shanghai_center_drive.osm.bz2"),
+            "--stations", str(repo / "data" / "shanghai_stations_302_gcj02.csv"),
+            "--stations-crs", "gcj02", "--out-dir", str(out)]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)  # the extract's small parts
+        with pytest.raises(SystemExit) as done:
+            main(args)
+    assert done.value.code in (None, 0)
+    grids = pyogrio.read_dataframe(out / "gaps.gpkg", layer="grids")
+    assert len(grids) == 1024
+    assert grids["community"].nunique() == 150
+    assert grids["subdistrict"].nunique() == 12
+    stations = pyogrio.read_dataframe(out / "gaps.gpkg", layer="stations")
+    assert len(stations) == 302
+    table = list(csv.DictReader((out / "gaps_gap_list.csv").read_text("utf-8-sig").splitlines()))
+    unc = [float(r["uncovered_weight"]) for r in table]
+    assert unc == sorted(unc, reverse=True)
+    # the gap list holds exactly the grids with uncovered 5-minute demand
+    assert len(table) == int((grids["uncovered_5min"] > 0.005).sum())
+    for name in ("gaps_gap_list.csv", "gaps_gaps.geojson", "gaps.gpkg"):
+        assert (out / name).exists()
+        assert (out / f"{name}.meta.json").exists()
