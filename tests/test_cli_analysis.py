@@ -167,3 +167,22 @@ def test_shanghai_gaps_with_generated_grids(shared_data, tmp_path, capsys):
     for name in ("gaps_gap_list.csv", "gaps_gaps.geojson", "gaps.gpkg"):
         assert (out / name).exists()
         assert (out / f"{name}.meta.json").exists()
+
+
+def test_output_mistakes_stop_before_the_analysis(helsinki_inputs, tmp_path, capsys):
+    pbf, stations, grids = helsinki_inputs
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x", encoding="utf-8")
+    for extra, expected in (
+        (["--out-dir", str(a_file)], "is a file, not a folder"),
+        (["--encoding", "latin1"], "cannot hold Chinese names"),
+        (["--weight", "people"], "'people' is not one of"),
+    ):
+        args = _args(pbf, stations, grids, tmp_path / "out")
+        with pytest.raises(SystemExit) as done:
+            main(["coverage", *args, *extra])
+        assert done.value.code == 2
+        err = capsys.readouterr().err
+        assert expected in err
+        assert "Loading" not in err  # nothing was loaded
+    assert not (tmp_path / "out").exists()

@@ -133,12 +133,21 @@ def test_points_near_a_fragment_without_stations_walk_out_to_a_connected_street(
     # get a finite, honest walk rather than "unreachable"
     net = lines_network(STREET, [(0.0, 5000.0), (500.0, 5000.0)])
     grids = grids_frame([box(0, 0, 100, 40), box(0, 5000, 100, 5040)])
-    res = compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
+    # half the demand (by area) is 5 km from the station's street: said loudly
+    with pytest.warns(ServiceCircleWarning, match=r"50% of the demand lies more than 250 m.*g1"):
+        res = compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
     far = res.grids.iloc[1]
     assert far["coverage_15min"] == 0.0
     assert far["station_id"] == "s0"
     assert far["walk_min_m"] == pytest.approx(5010.0)  # the point (50, 5010)
     assert res.grids.iloc[0]["coverage_5min"] == 1.0
+
+
+def test_grids_mostly_off_the_network_are_an_error():
+    net = lines_network(STREET)
+    grids = grids_frame([box(0, 0, 100, 40), box(0, 3000, 400, 3400)])
+    with pytest.raises(InputError, match=r"9\d% of the demand .* beyond the network extract"):
+        compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
 
 
 def test_tier_thresholds_per_tier_and_combined():
@@ -299,12 +308,13 @@ def test_helsinki_buildings_coverage_matches_networkx(helsinki):
     sub = pts.iloc[sample]
     ref = _nx_point_distances(net, stations, sub.geometry)
     np.testing.assert_allclose(sub["dist_m"].to_numpy(), ref, rtol=0, atol=1e-6)
-    # the per-grid shares equal the reference shares wherever the sample is the grid
+    # one whole grid against networkx: its covered weights from the reference distances
+    g = int(np.argmin(np.where(res.grids["n_points"] > 0, res.grids["n_points"], 10**9)))
+    mine = pts[pts["grid"] == g]
+    ref_g = _nx_point_distances(net, stations, mine.geometry)
     for t in (5, 10, 15):
-        d = WalkSettings().distance_for(t)
-        mask = pts["dist_m"].to_numpy() <= d
-        expected = np.bincount(pts["grid"], weights=pts["weight"] * mask, minlength=4)
-        np.testing.assert_allclose(res.grids[f"covered_{t}min"], expected)
+        expected = mine["weight"].to_numpy()[ref_g <= WalkSettings().distance_for(t)].sum()
+        assert res.grids.iloc[g][f"covered_{t}min"] == pytest.approx(expected)
     top = res.rollup[res.rollup["level"] == "district"].iloc[0]
     assert top["weight"] == pytest.approx(res.grids["weight"].sum())
 

@@ -211,6 +211,20 @@ def test_csv_values_rounded_and_inf_nan_empty(tmp_path, grids):
     assert g2[col["population"]] == ""
 
 
+def test_csv_per_tier_columns_are_rounded_like_the_others(tmp_path, grids):
+    tiers = grids.assign(
+        covered_tier_station=1234.56789, coverage_tier_station=0.123456,
+        covered_tiered=9.87654, coverage_tiered=0.987654,
+    )  # fmt: skip
+    raw = exports.write_csv(tiers, tmp_path / "t.csv").read_bytes()
+    header, first, *_ = _read_csv_excel_style(raw, "utf-8-sig")
+    row = dict(zip(header, first, strict=True))
+    assert row["covered_tier_station"] == "1234.57"  # weights: 0.01
+    assert row["coverage_tier_station"] == "0.1235"  # shares: 4 decimals
+    assert row["covered_tiered"] == "9.88"
+    assert row["coverage_tiered"] == "0.9877"
+
+
 def test_csv_gbk_for_old_excel(tmp_path, grids):
     raw = exports.write_csv(grids, tmp_path / "g.csv", encoding="gbk").read_bytes()
     assert not raw.startswith(BOM)

@@ -816,12 +816,27 @@ def test_check_alignment_accepts_matching_layers(tmp_path: Path) -> None:
     align(folder)  # neither raises nor warns (warnings are errors here)
 
 
-def test_check_alignment_warns_when_most_stations_are_far(tmp_path: Path) -> None:
+def test_check_alignment_accepts_grids_covering_part_of_the_stations(tmp_path: Path) -> None:
+    # two of three stations lie ~9 km east of the only grid: grids of one community,
+    # stations of the whole district. That is no sign of a wrong datum: no warning.
     far = f"id,lon,lat\n1,{LON},{LAT}\n2,{LON + 0.1},{LAT}\n3,{LON + 0.1},{LAT + 0.01}\n"
     folder = stations_and_grids(far, collection(feature(square(LON, LAT, 0.005))))(tmp_path)
+    align(folder)
+
+
+def test_check_alignment_warns_when_most_grids_have_no_station_near(tmp_path: Path) -> None:
+    # three grids, ~9 km apart; the one station is inside the first: 1 of 3 grids (33 %)
+    # has a station within 1,000 m
+    csv_text = f"id,lon,lat\n1,{LON + 0.002},{LAT + 0.002}\n"
+    grids = collection(
+        feature(square(LON, LAT, 0.005)),
+        feature(square(LON + 0.1, LAT, 0.005)),
+        feature(square(LON + 0.1, LAT + 0.1, 0.005)),
+    )
+    folder = stations_and_grids(csv_text, grids)(tmp_path)
     with pytest.warns(
         ServiceCircleWarning,
-        match=msg("only 33% of the stations in stations.csv", "check that both declare"),
+        match=msg("only 33% of the grids in grids.geojson", "have a station", "check that both"),
     ):
         align(folder)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import traceback
 import warnings
@@ -308,7 +309,7 @@ def _parse_tiers(text: str | None) -> dict[str, float] | None:
             minutes = float(value)
         except ValueError:
             minutes = -1.0
-        if key not in TIERS or minutes <= 0:
+        if key not in TIERS or not (math.isfinite(minutes) and minutes > 0):
             raise typer.BadParameter(
                 f"{part.strip()!r}: write tier=minutes with tier one of {', '.join(TIERS)}, "
                 "e.g. district=15,subdistrict=10,station=5",
@@ -337,6 +338,37 @@ def _formats(text: str) -> tuple[str, ...]:
             param_hint="--format",
         )
     return chosen
+
+
+def _preflight(
+    out_dir: Path, stem: str, *, encoding: str, overwrite: bool, weight: str, lattice: float
+) -> None:
+    """Catch output and option mistakes before minutes of analysis, not after."""
+    from servicecircle.coverage import WEIGHTS
+    from servicecircle.exports import check_encoding
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"{out_dir} is a file, not a folder", param_hint="--out-dir")
+    if check_encoding(encoding) not in ("utf-8-sig", "utf-8", "gbk", "gb18030"):
+        raise typer.BadParameter(
+            f"{encoding!r} cannot hold Chinese names; use utf-8-sig (Excel-safe) or gbk",
+            param_hint="--encoding",
+        )
+    if weight not in WEIGHTS:
+        raise typer.BadParameter(
+            f"{weight!r} is not one of {', '.join(WEIGHTS)}", param_hint="--weight"
+        )
+    if not lattice > 0:
+        raise typer.BadParameter(
+            "the lattice spacing must be positive metres", param_hint="--lattice"
+        )
+    existing = sorted(out_dir.glob(f"{stem}.gpkg")) + sorted(out_dir.glob(f"{stem}_*"))
+    if existing and not overwrite:
+        raise typer.BadParameter(
+            f"{existing[0]} already exists ({len(existing)} output file(s) of an earlier run); "
+            "pass --overwrite to replace them or choose another --out-dir",
+            param_hint="--out-dir",
+        )
 
 
 def _run_analysis(
@@ -484,6 +516,9 @@ def coverage(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    _preflight(
+        out_dir, "coverage", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
+    )
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -552,6 +587,9 @@ def gaps(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    _preflight(
+        out_dir, "gaps", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
+    )
     if threshold is not None and not threshold > 0:
         raise typer.BadParameter(f"{threshold:g} is not a walk time", param_hint="--threshold")
     if threshold is not None and threshold not in walk.thresholds_min:
@@ -709,6 +747,14 @@ def grids_cmd(
     from servicecircle.grids import generate_grids
 
     _need_crs(boundary, boundary_crs, "boundary")
+    if out.suffix.lower() not in (".geojson", ".json", ".gpkg"):
+        raise typer.BadParameter(
+            f"{out.name}: write grids as .geojson or .gpkg", param_hint="--out"
+        )
+    if out.exists() and not overwrite:
+        raise typer.BadParameter(
+            f"{out} already exists; pass --overwrite to replace it", param_hint="--out"
+        )
     steps = Steps(2)
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HIERARCHY",
     "UNASSIGNED",
+    "WEIGHTS",
     "CoverageResult",
     "compute_coverage",
     "demand_points",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 Weight = Literal["auto", "area", "footprint", "footprint_floors", "population"]
+#: the demand weights (see the module docstring)
+WEIGHTS: tuple[str, ...] = ("auto", "area", "footprint", "footprint_floors", "population")
 
 #: hierarchy columns from the top down, with their Chinese level names
 HIERARCHY = {"subdistrict": "街道", "community": "社区"}
@@ -127,9 +130,8 @@ def _building_points(
 
 
 def _resolve_weight(weight: str, grids: gpd.GeoDataFrame, *, has_buildings: bool) -> str:
-    allowed = ("auto", "area", "footprint", "footprint_floors", "population")
-    if weight not in allowed:
-        raise InputError(f"weight {weight!r} is not one of {', '.join(allowed)}")
+    if weight not in WEIGHTS:
+        raise InputError(f"weight {weight!r} is not one of {', '.join(WEIGHTS)}")
     pop = grids["population"] if "population" in grids.columns else None
     if weight == "population" and (pop is None or pop.isna().all()):
         raise InputError(
@@ -514,6 +516,34 @@ class CoverageResult:
         return pd.DataFrame(rows)
 
 
+#: share of demand weight farther than ``max_snap_m`` from every street that warns / stops
+OFF_NETWORK_WARN, OFF_NETWORK_ERROR = 0.05, 0.5
+
+
+def _check_off_network(points: gpd.GeoDataFrame, walks: pd.DataFrame, far_m: float) -> None:
+    """Demand far from every street means the grids reach past the network extract (or sit
+    in another datum); their straight legs would pass for poor service. Warn, or stop."""
+    w = points["weight"].to_numpy(dtype=float)
+    far = walks["leg_m"].to_numpy(dtype=float) > far_m
+    total = w.sum()
+    if total <= 0 or not far.any():
+        return
+    share = w[far].sum() / total
+    if share <= OFF_NETWORK_WARN:
+        return
+    per_grid = pd.Series(w * far).groupby(points["grid_id"].to_numpy()).sum()
+    worst = per_grid[per_grid > 0].sort_values(ascending=False).index.astype(str).tolist()
+    where = f"{len(worst)} grid(s), most in {', '.join(worst[:5])}{' …' if len(worst) > 5 else ''}"
+    message = (
+        f"{share:.0%} of the demand lies more than {far_m:g} m from every street of the "
+        f"network ({where}): the grids reach beyond the network extract, or one layer is in "
+        "another datum. Use a network that covers all grids (--osm), or check --grids-crs"
+    )
+    if share > OFF_NETWORK_ERROR:
+        raise InputError(message)
+    warnings.warn(message, ServiceCircleWarning, stacklevel=3)
+
+
 def compute_coverage(
     network: WalkNetwork,
     stations: gpd.GeoDataFrame,
@@ -560,6 +590,7 @@ def compute_coverage(
     reach = nearest_station(network, snapped)
     usable = station_edges(network, snapped)
     walks = walk_to_points(network, snapped, points, reach=reach, edges=usable)
+    _check_off_network(points, walks, walk.max_snap_m)
     tier_walks: dict[str, pd.DataFrame] = {}
     if tier_minutes:
         if "tier" not in stations.columns:

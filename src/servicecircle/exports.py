@@ -61,6 +61,7 @@ from servicecircle.fileio import atomic_path
 __all__ = [
     "DEFAULT_CSV_LAYERS",
     "FORMATS",
+    "check_encoding",
     "describe_columns",
     "export_all",
     "input_paths",
@@ -121,7 +122,7 @@ def write_csv(
         The CSV written.
     """
     path = Path(path)
-    encoding = _check_encoding(encoding)
+    encoding = check_encoding(encoding)
     table = _csv_table(frame)
     _check_encodable(table, encoding, path)
     meta = prepare_metadata(metadata if metadata is not None else _settings_of(frame))
@@ -326,7 +327,7 @@ def export_all(
     if metadata is None:
         metadata = next((_settings_of(f) for f in frames.values() if _settings_of(f)), {})
     meta = prepare_metadata(metadata)
-    encoding = _check_encoding(encoding)
+    encoding = check_encoding(encoding)
     guard = _protected(protect, frames.values(), meta)
 
     jobs: list[tuple[Path, Any]] = []
@@ -615,9 +616,11 @@ def _decimals(col: str) -> int | None:
     if col == "coverage_pct":
         return 2
     kind, _ = _threshold_column(col)
-    if kind == "coverage":
+    if kind == "coverage" or col.startswith("coverage_tier"):
         return 4
-    if kind is not None or col in ("weight", "uncovered_weight", "gain_weight"):
+    if kind is not None or col.startswith("covered_tier"):
+        return 2
+    if col in ("weight", "uncovered_weight", "gain_weight"):
         return 2
     if col.endswith(("_m", "_m2")):
         return 1
@@ -652,7 +655,8 @@ def _csv_table(frame: pd.DataFrame) -> pd.DataFrame:
     return _tidy(table)
 
 
-def _check_encoding(encoding: str) -> str:
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name; :class:`ExportError` for an unknown or unsuitable one."""
     try:
         return codecs.lookup(encoding).name
     except (LookupError, TypeError):

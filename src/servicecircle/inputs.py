@@ -279,11 +279,17 @@ def check_alignment(
             f"{names[1]}; they cannot be the same district. One of them is probably in another "
             "datum (AMap/Tencent = gcj02, Baidu = bd09) or another EPSG code: check --crs"
         )
-    near = (dist <= far_m / 2).mean()
+    # grids may cover only part of the district: judge from the grids' side, whether
+    # most grids have a station nearby (a shifted layer leaves most of them without one)
+    g_tree = shapely.STRtree(st)
+    _, g_dist = g_tree.query_nearest(
+        grids.geometry.to_crs(utm).to_numpy(), return_distance=True, all_matches=False
+    )
+    near = (g_dist <= far_m).mean()
     if near < 0.5:
         warnings.warn(
-            f"only {near:.0%} of the stations in {names[0]} lie within {far_m / 2:,.0f} m of a "
-            f"grid in {names[1]}; check that both declare the right coordinate system",
+            f"only {near:.0%} of the grids in {names[1]} have a station of {names[0]} within "
+            f"{far_m:,.0f} m; check that both declare the right coordinate system",
             ServiceCircleWarning,
             stacklevel=2,
         )
