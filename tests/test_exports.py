@@ -223,6 +223,13 @@ def test_csv_per_tier_columns_are_rounded_like_the_others(tmp_path, grids):
     assert row["coverage_tier_station"] == "0.1235"  # shares: 4 decimals
     assert row["covered_tiered"] == "9.88"
     assert row["coverage_tiered"] == "0.9877"
+    described = exports.describe_columns(
+        ["covered_tier_station", "coverage_tiered"], {"tier_minutes": {"station": 5}}
+    )
+    assert described["covered_tier_station"] == (
+        "demand weight within the station tier's threshold (5 min) of its stations"
+    )
+    assert "any tier" in described["coverage_tiered"]
 
 
 def test_csv_gbk_for_old_excel(tmp_path, grids):

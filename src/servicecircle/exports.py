@@ -464,6 +464,17 @@ def describe_columns(
         if col in _FIXED_DESCRIPTIONS:
             out[col] = _FIXED_DESCRIPTIONS[col]
             continue
+        tiers = (metadata or {}).get("tier_minutes") or {}
+        share = col.startswith("coverage_")
+        lead = "share 0–1 of the demand weight" if share else "demand weight"
+        if col in ("covered_tiered", "coverage_tiered"):
+            out[col] = f"{lead} within its own tier's threshold of a station of any tier"
+            continue
+        if col.startswith(("covered_tier_", "coverage_tier_")):
+            tier = col.split("_tier_", 1)[1]
+            limit = f" ({tiers[tier]:g} min)" if tier in tiers else ""
+            out[col] = f"{lead} within the {tier} tier's threshold{limit} of its stations"
+            continue
         kind, minutes = _threshold_column(col)
         if kind is None:
             out[col] = ""
