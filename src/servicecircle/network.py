@@ -47,7 +47,7 @@ from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
 from servicecircle.crs import WGS84, local_utm_crs
-from servicecircle.errors import NetworkError, ServiceCircleWarning
+from servicecircle.errors import InputError, NetworkError, ServiceCircleWarning
 from servicecircle.fileio import atomic_path
 from servicecircle.settings import settings
 
@@ -217,11 +217,16 @@ def min_csr(
     rows: NDArray[np.int64], cols: NDArray[np.int64], data: NDArray[np.float64], n: int
 ) -> sparse.csr_array:
     """n × n CSR keeping the smallest weight of duplicate (row, col) entries (scipy would sum)."""
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return sparse.csr_array((data[first], (rows[first], cols[first])), shape=(n, n))
+    # one int64 key and a stable argsort are ~4x faster than a lexsort on three arrays
+    key = np.asarray(rows, dtype=np.int64) * n + np.asarray(cols, dtype=np.int64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else order[:0]
+    data = np.asarray(data, dtype=np.float64)[order]
+    data = np.minimum.reduceat(data, first) if key.size else data
+    r, c = np.divmod(key[first], n)
+    indptr = np.searchsorted(r, np.arange(n + 1))
+    return sparse.csr_array((data, c, indptr), shape=(n, n))
 
 
 def csr_row_positions(indptr: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -261,27 +266,36 @@ def network_from_edges(
         lon, lat = shapely.get_coordinates(wgs.to_numpy()).T
         crs = local_utm_crs(lon, lat)
     geoms = edges.geometry.to_crs(crs).to_numpy()
-    start = shapely.get_point(geoms, 0)
-    end = shapely.get_point(geoms, -1)
+    m = len(geoms)
+    # end points as coordinate arrays, not Point objects: a million-edge grid stays small
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    start = coords[np.searchsorted(owner, np.arange(m))]
+    end = coords[np.searchsorted(owner, np.arange(m), side="right") - 1]
+    xy = np.concatenate([start, end])
+    del coords, owner
     if all(c in edges.columns for c in node_ids):
         ids = np.concatenate([edges[node_ids[0]].to_numpy(), edges[node_ids[1]].to_numpy()])
-        pts = np.concatenate([start, end])
     else:
-        xy = np.round(shapely.get_coordinates(np.concatenate([start, end])), 6)
-        _, ids = np.unique(xy, axis=0, return_inverse=True)
-        pts = np.concatenate([start, end])
+        _, ids = np.unique(np.round(xy, 6), axis=0, return_inverse=True)
+        ids = ids.ravel()
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    m = len(geoms)
     u, v = inverse[:m], inverse[m:]
-    nodes = gpd.GeoDataFrame({"osmid": uniq}, geometry=pts[first], crs=crs)
+    nodes = gpd.GeoDataFrame({"osmid": uniq}, geometry=shapely.points(xy[first]), crs=crs)
     attrs = {}
     for col in ("highway", "name", "osmid"):
         if col in edges.columns:
             attrs[col if col != "osmid" else "way"] = edges[col].map(_flat).to_numpy()
     frame = gpd.GeoDataFrame({"u": u, "v": v, **attrs}, geometry=geoms, crs=crs)
-    # one undirected edge per way piece: reversed copies normalise to the same geometry
-    key = shapely.to_wkb(shapely.normalize(geoms))
-    frame = frame[~pd.Series(key).duplicated().to_numpy()].reset_index(drop=True)
+    # one undirected edge per way piece: reversed copies normalise to the same geometry.
+    # Only edges sharing both end points can be copies, so only those are compared.
+    ends = np.sort(np.concatenate([start, end], axis=1).view("f8,f8").reshape(m, 2), axis=1)
+    ends = pd.DataFrame(ends.view(np.float64).reshape(m, 4))
+    maybe = np.flatnonzero(ends.duplicated(keep=False).to_numpy())
+    drop = np.zeros(m, dtype=bool)
+    if maybe.size:
+        key = shapely.to_wkb(shapely.normalize(geoms[maybe]))
+        drop[maybe] = pd.Series(key).duplicated().to_numpy()
+    frame = frame[~drop].reset_index(drop=True)
     frame.insert(2, "length_m", shapely.length(frame.geometry.to_numpy()))
     # node geometry is the edge end point, so offsets along edges meet the nodes exactly
     return WalkNetwork(nodes, frame, source or {})
@@ -523,45 +537,131 @@ def download_network(
     """Download a walking network from OpenStreetMap (Overpass) through osmnx and its cache.
 
     Give exactly one of ``place`` (a geocodable name such as ``"芝罘区, 烟台市, 山东省"``),
-    ``polygon`` (WGS84) or ``bbox`` (west, south, east, north in degrees). Responses are
-    cached under ``settings.cache_folder/overpass``; a repeated call reads the cache.
+    ``polygon`` (WGS84 degrees) or ``bbox`` (west, south, east, north in degrees, the
+    osmnx 2 order). The way filter is :func:`overpass_filter`. Responses are cached under
+    ``settings.cache_folder/overpass`` (when ``settings.use_cache``); a repeated call reads
+    the cache. Bad arguments raise :class:`InputError`; a failed download raises
+    :class:`NetworkError` naming the area and the way out (offline: an OSM file).
     """
     import osmnx as ox
 
-    given = [x is not None for x in (place, polygon, bbox)]
-    if sum(given) != 1:
-        raise ValueError("give exactly one of place, polygon or bbox")
+    what = _download_area(place, polygon, bbox)
     custom_filter = overpass_filter(keep_private=keep_private)
     old = (ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout)
-    ox.settings.use_cache = True
+    ox.settings.use_cache = settings.use_cache
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "overpass")
     ox.settings.requests_timeout = settings.overpass_timeout_s
-    what = place or (f"bbox {bbox}" if bbox else "polygon")
     try:
         with _osmnx_tags(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kw = {"custom_filter": custom_filter, "simplify": False, "retain_all": True}
+            # network_type="walk" makes osmnx keep every way in both directions
+            kw = {
+                "network_type": "walk",
+                "custom_filter": custom_filter,
+                "simplify": False,
+                "retain_all": True,
+            }
             if place is not None:
                 graph = ox.graph.graph_from_place(place, **kw)
             elif polygon is not None:
                 graph = ox.graph.graph_from_polygon(polygon, **kw)
             else:
-                graph = ox.graph.graph_from_bbox(bbox, **kw)
+                graph = ox.graph.graph_from_bbox(tuple(float(x) for x in bbox), **kw)
     except Exception as exc:  # requests/osmnx raise many kinds; all mean "no data came"
-        raise NetworkError(
-            f"could not download the walking network for {what}: {type(exc).__name__}: {exc}. "
-            "Without internet, pass an OSM file with --osm"
-        ) from None
+        raise NetworkError(_download_failure(what, exc)) from None
     finally:
         ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout = old
     meta = {
-        "overpass": what,
+        "overpass": place if place is not None else what,
         "keep_private": keep_private,
         "simplify": simplify,
         "osm_date": None,
         "format": "overpass",
     }
     return network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
+
+
+def _download_area(
+    place: str | None,
+    polygon: shapely.Polygon | shapely.MultiPolygon | None,
+    bbox: tuple[float, float, float, float] | None,
+) -> str:
+    """Check the area arguments of :func:`download_network`; returns a readable name."""
+    given = [name for name, x in (("place", place), ("polygon", polygon), ("bbox", bbox))
+             if x is not None]  # fmt: skip
+    if len(given) != 1:
+        got = f"got {' and '.join(given)}" if given else "got none"
+        raise InputError(
+            f"download_network: give exactly one of place, polygon or bbox ({got}), e.g. "
+            "place='芝罘区, 烟台市, 山东省'"
+        )
+    if place is not None:
+        if not isinstance(place, str) or not place.strip():
+            raise InputError(f"download_network: place must be a non-empty name, got {place!r}")
+        return repr(place)
+    if polygon is not None:
+        if not isinstance(polygon, shapely.Polygon | shapely.MultiPolygon) or polygon.is_empty:
+            raise InputError(
+                "download_network: polygon must be a shapely Polygon or MultiPolygon in WGS84, "
+                f"got {type(polygon).__name__}"
+            )
+        w, s, e, n = polygon.bounds
+        if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+            raise InputError(
+                f"download_network: polygon bounds {polygon.bounds} are not WGS84 degrees; "
+                "reproject it to EPSG:4326 (longitude, latitude) first"
+            )
+        return f"polygon {tuple(round(x, 5) for x in polygon.bounds)}"
+    order = "bbox must be (west, south, east, north) in WGS84 degrees"
+    try:
+        w, s, e, n = (float(x) for x in bbox)
+    except (TypeError, ValueError):
+        raise InputError(f"download_network: {order}, got {bbox!r}") from None
+    if not all(np.isfinite([w, s, e, n])):
+        raise InputError(f"download_network: {order}, got {bbox!r}")
+
+    def valid(b: tuple[float, float, float, float]) -> bool:
+        w, s, e, n = b
+        return -180 <= w < e <= 180 and -90 <= s < n <= 90
+
+    if not valid((w, s, e, n)):
+        # the two usual slips: latitude first, and osmnx 1's (north, south, east, west)
+        for slip, fixed in (
+            ("latitude first", (s, w, n, e)),
+            ("in osmnx 1's order (north, south, east, west)", (n, s, e, w)),
+        ):
+            if valid(fixed):
+                raise InputError(
+                    f"download_network: {order}; {tuple(bbox)!r} looks {slip}. "
+                    f"Did you mean {fixed!r}?"
+                )
+        raise InputError(
+            f"download_network: {order}, with west < east and south < north; got {bbox!r}"
+        )
+    return f"bbox (west, south, east, north) {(w, s, e, n)!r}"
+
+
+def _download_failure(what: str, exc: Exception) -> str:
+    """A NetworkError message for a failed download: what failed, why, and the way out."""
+    detail = f"{type(exc).__name__}: {exc}".rstrip(".")
+    offline = "offline, pass an OSM file instead with --osm FILE (.osm, .osm.bz2, .osm.pbf)"
+    text = str(exc)
+    if "Nominatim" in text or "geocod" in text.lower():
+        return (
+            f"OpenStreetMap's geocoder (Nominatim) found no area for {what} ({detail}). "
+            "Check the spelling, add the city and province (e.g. '芝罘区, 烟台市, 山东省'), or "
+            f"give a polygon or bbox; {offline}"
+        )
+    if "No data elements" in text:
+        return (
+            f"OpenStreetMap returned no walkable ways for {what} ({detail}). Check that the "
+            f"area covers streets; {offline}"
+        )
+    return (
+        f"could not download the walking network for {what} from OpenStreetMap: "
+        f"{detail}. Check the internet connection and try again (finished downloads are "
+        f"cached in {Path(settings.cache_folder) / 'overpass'}); {offline}"
+    )
 
 
 def overpass_filter(*, keep_private: bool = False) -> str:

@@ -63,16 +63,30 @@ class StationReach:
         return self.node[a:b], self.dist_m[a:b]
 
 
-def _seed_edges(
-    network: WalkNetwork, snapped: pd.DataFrame
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """(virtual source, node, weight) links from each station to its edge's two ends."""
-    k = len(snapped)
+def _augmented_graph(network: WalkNetwork, snapped: pd.DataFrame) -> sparse.csr_array:
+    """The network's CSR with one row appended per station: its one-way links to both ends
+    of its edge (``n + i`` is station ``i``). Appending rows to the cached CSR avoids
+    re-sorting the whole graph for every run."""
+    g = network.graph
+    n, k = network.n_nodes, len(snapped)
     edge = snapped["edge"].to_numpy(dtype=np.int64)
-    src = np.concatenate([np.arange(k), np.arange(k)])
-    dst = np.concatenate([network.edge_u[edge], network.edge_v[edge]])
-    w = np.concatenate([snapped["to_u_m"].to_numpy(), snapped["to_v_m"].to_numpy()])
-    return src, dst, w
+    u, v = network.edge_u[edge], network.edge_v[edge]
+    to_u = snapped["to_u_m"].to_numpy(dtype=np.float64)
+    to_v = snapped["to_v_m"].to_numpy(dtype=np.float64)
+    loop = u == v  # a station on a closed way: one link, the shorter way round
+    cols = np.column_stack([u, v])
+    w = np.column_stack([np.where(loop, np.minimum(to_u, to_v), to_u), to_v])
+    keep = np.column_stack([np.ones(k, dtype=bool), ~loop])
+    indptr = np.concatenate([g.indptr, g.indptr[-1] + np.cumsum(keep.sum(axis=1))])
+    itype = np.int32 if indptr[-1] < np.iinfo(np.int32).max and n + k < 2**31 else np.int64
+    return sparse.csr_array(
+        (
+            np.concatenate([g.data, w[keep]]),
+            np.concatenate([g.indices, cols[keep]]).astype(itype),
+            indptr.astype(itype),
+        ),
+        shape=(n + k, n + k),
+    )
 
 
 def nearest_station(
@@ -92,12 +106,7 @@ def nearest_station(
     n, k = network.n_nodes, len(snapped)
     if k == 0:
         return NodeReach(np.full(n, np.inf), np.full(n, -1, dtype=np.int64))
-    base = network.graph.tocoo()
-    src, dst, w = _seed_edges(network, snapped)
-    rows = np.concatenate([base.row, src + n])
-    cols = np.concatenate([base.col, dst])
-    data = np.concatenate([base.data, w])
-    aug = min_csr(rows, cols, data, n + k)
+    aug = _augmented_graph(network, snapped)
     dist, _, sources = csgraph.dijkstra(
         aug,
         directed=True,
