@@ -9,6 +9,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -186,3 +187,34 @@ def test_output_mistakes_stop_before_the_analysis(helsinki_inputs, tmp_path, cap
         assert expected in err
         assert "Loading" not in err  # nothing was loaded
     assert not (tmp_path / "out").exists()
+
+
+def test_sites_command_gain_matches_coverage_with_the_new_stations(
+    helsinki_inputs, tmp_path, capsys
+):
+    """The proposed sites, added as stations, give the coverage the command reported."""
+    from servicecircle import inputs
+    from servicecircle.coverage import compute_coverage
+    from servicecircle.network import load_network
+
+    pbf, stations, grids = helsinki_inputs
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
+        main(["sites", *_args(pbf, stations, grids, out), "-k", "3", "--method", "mclp"])
+    assert done.value.code in (None, 0)
+    printed = capsys.readouterr().out
+    sites = pyogrio.read_dataframe(out / "sites.gpkg", layer="sites")
+    assert list(sites["rank"]) == [1, 2, 3]
+    first = printed.splitlines()[0]
+    assert "with 3 new site(s) (mclp" in first
+    after = float(first.split("→")[1].split("%")[0])
+    # independent check: rerun the coverage with the sites as extra stations
+    st = inputs.read_stations(stations, crs="EPSG:4326")
+    extra = sites.assign(station_id=sites["site_id"], tier="station")[
+        ["station_id", "name", "tier", "geometry"]
+    ]
+    both = gpd.GeoDataFrame(pd.concat([st, extra], ignore_index=True), crs=4326)
+    gr = inputs.read_grids(grids, crs="EPSG:4326")
+    with pytest.warns(ServiceCircleWarning):
+        res = compute_coverage(load_network(pbf), both, gr)
+    assert res.summary().iloc[0]["coverage_pct"] == pytest.approx(after, abs=0.06)

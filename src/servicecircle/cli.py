@@ -162,6 +162,13 @@ def demo(
         minutes = f"{row.threshold_min:g} min ({row.distance_m:.0f} m)"
         typer.echo(f"  {minutes:>15}: {row.coverage_pct:5.1f}%")
     _echo_worst(analysis)
+    if result.sites is not None and len(result.sites):
+        share = 100 * result.sites["cum_share"].iloc[-1]
+        typer.echo(
+            f"{len(result.sites)} proposed new sites would lift "
+            f"{analysis.gap_threshold_min:g}-min coverage to {share:.1f}% "
+            "(servicecircle sites for more)"
+        )
     typer.echo(f"map: {result.map_path} ({result.map_bytes / 1e6:.1f} MB)")
     for path in result.outputs[1:]:
         typer.echo(f"wrote {path}")
@@ -626,6 +633,158 @@ def gaps(
     )
     _echo_summary(analysis)
     _echo_worst(analysis)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def sites(
+    osm: OsmOpt,
+    stations: StationsOpt,
+    stations_crs: CrsOpt,
+    grids: GridsOpt = None,
+    grids_crs: GridsCrsOpt = None,
+    buildings: BuildingsOpt = None,
+    buildings_crs: BuildingsCrsOpt = None,
+    boundary: BoundaryOpt = None,
+    boundary_crs: BoundaryCrsOpt = None,
+    n_grids: NGridsOpt = 1024,
+    n_communities: NCommOpt = None,
+    n_subdistricts: NSubOpt = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Walk time (min) a new site serves; default the first threshold."),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", help="Number of new sites (greedy, mclp).")
+    ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(help="Covered share 0–1 to reach, existing stations included (lscp)."),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="greedy: fast, ranked by marginal gain; mclp: exact best --k sites; "
+            "lscp: exact fewest sites for --target."
+        ),
+    ] = "greedy",
+    spacing: Annotated[
+        float, typer.Option(help="Candidate street junctions no closer than this (m).")
+    ] = 100.0,
+    candidates: Annotated[
+        str,
+        typer.Option(
+            help="Candidate kinds, comma-separated: nodes (junctions every --spacing m), "
+            "grids (each grid's centre on its street), premises (--premises)."
+        ),
+    ] = "nodes",
+    premises: Annotated[
+        Path | None,
+        typer.Option(help="Possible premises (vacant shops, rooms): points with a name column."),
+    ] = None,
+    premises_crs: Annotated[
+        str | None, typer.Option(help="Coordinate system of --premises.")
+    ] = None,
+    time_limit: Annotated[
+        float, typer.Option(help="Time limit (s) of the exact solvers; the best found is kept.")
+    ] = 60.0,
+    weight: WeightOpt = "auto",
+    lattice: LatticeOpt = 20.0,
+    preset: PresetOpt = "default",
+    speed: SpeedOpt = None,
+    frontage: FrontageOpt = 30.0,
+    max_snap: MaxSnapOpt = 250.0,
+    out_dir: OutDirOpt = Path("maps"),
+    fmt: FormatOpt = "csv,geojson,gpkg",
+    encoding: EncodingOpt = "utf-8-sig",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Propose new station sites that close the most coverage gap (greedy, MCLP or LSCP).
+
+    Writes sites_sites (CSV, GeoJSON) and sites.gpkg (layers sites, stations, grids).
+    """
+    from servicecircle import inputs, siting
+    from servicecircle.coverage import station_edges
+    from servicecircle.exports import export_all
+
+    formats = _formats(fmt)
+    walk = _walk_settings(preset, speed, frontage, max_snap)
+    kinds = {c.strip() for c in candidates.split(",") if c.strip()}
+    if not kinds or kinds - {"nodes", "grids", "premises"}:
+        raise typer.BadParameter(
+            f"{candidates!r}: choose from nodes, grids, premises", param_hint="--candidates"
+        )
+    if ("premises" in kinds) != (premises is not None):
+        raise typer.BadParameter(
+            "--premises FILE and --candidates premises go together", param_hint="--premises"
+        )
+    _need_crs(premises, premises_crs, "premises")
+    if method not in ("greedy", "mclp", "lscp"):
+        raise typer.BadParameter(f"{method!r}: choose greedy, mclp or lscp", param_hint="--method")
+    if threshold is not None and threshold not in walk.thresholds_min:
+        raise typer.BadParameter(
+            f"{threshold:g} min is not one of the thresholds "
+            f"{', '.join(f'{t:g}' for t in walk.thresholds_min)}",
+            param_hint="--threshold",
+        )
+    _preflight(
+        out_dir, "sites", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
+    )
+    analysis = _run_analysis(
+        osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
+        grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
+        boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
+        n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
+        weight=weight, lattice=lattice, tier_minutes=None,
+        gap_threshold=threshold, per_station_rings=False,
+    )  # fmt: skip
+    prem = inputs.read_resources(premises, crs=premises_crs) if premises is not None else None
+    cands = siting.candidate_sites(
+        analysis.network,
+        spacing_m=spacing if "nodes" in kinds else None,
+        grids=analysis.grids if "grids" in kinds else None,
+        premises=prem,
+        edges=station_edges(analysis.network, analysis.stations_snapped),
+    )
+    t = analysis.gap_threshold_min
+    proposed = siting.propose_sites(
+        analysis.network,
+        analysis.coverage,
+        analysis.stations_snapped,
+        distance_m=walk.distance_for(t),
+        k=k,
+        target_share=target,
+        method=method,  # type: ignore[arg-type]
+        candidates=cands,
+        time_limit_s=time_limit,
+    )
+    info = proposed.attrs.get("siting", {})
+    paths = export_all(
+        out_dir,
+        {"sites": proposed, "stations": analysis.stations, "grids": analysis.grids},
+        metadata={**analysis.metadata, "siting": info},
+        formats=formats,
+        stem="sites",
+        encoding=encoding,
+        overwrite=overwrite,
+        protect=_input_files(osm, stations, grids, buildings, boundary, premises),
+        csv_layers=("sites",),
+    )
+    before = analysis.coverage.summary().set_index("threshold_min").loc[t, "coverage_pct"]
+    after = 100 * proposed["cum_share"].iloc[-1] if len(proposed) else before
+    status = info.get("status", "")
+    typer.echo(
+        f"{t:g} min: {before:.1f}% → {after:.1f}% with {len(proposed)} new site(s) "
+        f"({method}{', ' + status if status else ''}) from {len(cands):,} candidates"
+    )
+    unit = _weight_unit(analysis)
+    for row in proposed.itertuples():
+        where = " / ".join(str(v) for v in (row.subdistrict, row.community) if isinstance(v, str))
+        typer.echo(
+            f"  {row.rank:>3}. {row.name} {row.candidate_name or ''} ({where}): "
+            f"+{row.gain_weight:,.0f} {unit}, {100 * row.cum_share:.1f}%"
+        )
     for path in paths:
         typer.echo(f"wrote {path}")
 

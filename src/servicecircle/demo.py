@@ -29,7 +29,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from servicecircle import exports, resources, sample_data, webmap
+from servicecircle import exports, resources, sample_data, siting, webmap
 from servicecircle import network as netmod
 from servicecircle.errors import ServiceCircleWarning
 from servicecircle.grids import default_boundary, generate_grids
@@ -49,7 +49,10 @@ MIN_POI_STATIONS = 5
 #: fewer buildings than this → lattice demand points instead
 MIN_BUILDINGS = 50
 
-STEPS = 8
+#: new sites the demo proposes (greedy, at the first threshold)
+DEMO_SITES = 5
+
+STEPS = 9
 
 
 @dataclass
@@ -63,6 +66,7 @@ class DemoResult:
     network: netmod.NetworkSummary
     analysis: Analysis
     station_origin: str
+    sites: gpd.GeoDataFrame | None = None
     outputs: list[Path] = field(default_factory=list)
     map_bytes: int = 0
 
@@ -176,6 +180,13 @@ def run_demo(
     demand = buildings if len(buildings) >= MIN_BUILDINGS else None
     analysis = analyse(net, stations, grids, walk=walk, buildings=demand, steps=steps)
     res = resources.classify_pois(pois) if len(pois) else None
+    with steps.step(f"Proposing {DEMO_SITES} new sites (greedy)") as note:
+        sites = siting.propose_sites(
+            net, analysis.coverage, analysis.stations_snapped, k=DEMO_SITES, method="greedy"
+        )
+        if len(sites):
+            share = 100 * sites["cum_share"].iloc[-1]
+            note(f"{analysis.gap_threshold_min:g}-min coverage → {share:.1f}%")
 
     with steps.step("Writing the map and the exports") as note:
         m = webmap.coverage_map(
@@ -184,6 +195,7 @@ def run_demo(
             rings=analysis.union_rings.assign(station_id="all"),
             gaps=analysis.gap_polygons,
             resources=res,
+            sites=sites,
             metadata=analysis.metadata,
             threshold_min=analysis.gap_threshold_min,
             tiles=tiles,
@@ -197,6 +209,7 @@ def run_demo(
             "rings": analysis.station_rings,
             "gaps": analysis.gap_polygons,
             "resources": res,
+            "sites": sites,
         }
         written = exports.export_all(
             exports_dir,
@@ -216,6 +229,7 @@ def run_demo(
         network=summary,
         analysis=analysis,
         station_origin=origin,
+        sites=sites,
         outputs=[path, *written],
         map_bytes=size,
     )

@@ -408,6 +408,13 @@ def input_paths(frames: Iterable[Any], metadata: Mapping[str, Any] | None = None
 
 
 _FIXED_DESCRIPTIONS = {
+    "rank": "pick order (1 = largest gain); in gap lists, 1 = most uncovered demand",
+    "source": "candidate kind: node (street junction), grid (grid centre on its street), premises",
+    "candidate_name": "streets at the junction, grid name or premises name",
+    "gain_share": "share 0–1 of all demand weight newly covered by the site",
+    "cum_weight": "demand weight covered after this pick, existing stations included",
+    "cum_share": "share 0–1 of the demand weight covered after this pick, existing stations "
+    "included",
     "grid_id": "red grid (网格) id from the grids input",
     "subdistrict": "subdistrict (街道); 'unassigned' in roll-ups when missing",
     "community": "community (社区); 'unassigned' in roll-ups when missing",
@@ -434,7 +441,6 @@ _FIXED_DESCRIPTIONS = {
     "length_m": "length of reached street pieces, metres",
     "level": "roll-up level: district | subdistrict | community | grid",
     "n_grids": "number of grids",
-    "rank": "rank, 1 = most uncovered demand weight",
     "coverage_pct": "share of the demand weight within the threshold, percent (0–100)",
     "uncovered_weight": "demand weight beyond the threshold",
     "gap_area_m2": "grid area beyond the threshold, m²",
@@ -627,11 +633,11 @@ def _decimals(col: str) -> int | None:
     if col == "coverage_pct":
         return 2
     kind, _ = _threshold_column(col)
-    if kind == "coverage" or col.startswith("coverage_tier"):
+    if kind == "coverage" or col.startswith("coverage_tier") or col in ("gain_share", "cum_share"):
         return 4
     if kind is not None or col.startswith("covered_tier"):
         return 2
-    if col in ("weight", "uncovered_weight", "gain_weight"):
+    if col in ("weight", "uncovered_weight", "gain_weight", "cum_weight"):
         return 2
     if col.endswith(("_m", "_m2")):
         return 1
