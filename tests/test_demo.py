@@ -44,6 +44,7 @@ def test_demo_prints_source_summary_and_paths(demo_run):
     for t, d in ((5, 300), (10, 600), (15, 900)):
         assert any(f"{t} min ({d} m)" in line for line in lines)
     assert "most uncovered grids at 5 min:" in proc.stdout
+    assert "5 proposed new sites would lift 5-min coverage to" in proc.stdout
     assert f"map: {folder / 'demo.html'}" in proc.stdout
     assert "[1/" not in proc.stderr  # quiet when piped: no progress lines
     html = folder / "demo.html"
@@ -78,7 +79,7 @@ def test_demo_map_in_chromium(demo_run, tmp_path):
     assert report["n_grid_features"] == len(rows)
     assert report["n_station_markers"] == 34
     names = " ".join(report["layer_names"])
-    for word in ("网格", "驿站", "5-min walk", "10-min walk", "15-min walk", "gaps", "资源地图"):
+    for word in ("网格", "驿站", "5-min walk", "15-min walk", "gaps", "资源地图", "建议选址"):
         assert word in names
     assert shot.stat().st_size > 10_000
 
