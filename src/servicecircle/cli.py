@@ -408,7 +408,7 @@ def _run_analysis(
     _need_crs(buildings, buildings_crs, "buildings")
     _need_crs(boundary, boundary_crs, "boundary")
     tiers = _parse_tiers(tier_minutes)
-    steps = Steps(4 if grids is not None else 5)
+    steps = Steps(5 if grids is not None else 6)  # load (+ grids) + the 4 analysis steps
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)
         note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
