@@ -194,7 +194,12 @@ def run_demo(
             stations,
             rings=analysis.union_rings.assign(station_id="all"),
             gaps=analysis.gap_polygons,
-            resources=res,
+            # the map shows category labels (教育 education, …), the exports the keys
+            resources=(
+                res.assign(category=res["category"].map(resources.CATEGORY_LABELS))
+                if res is not None
+                else None
+            ),
             sites=sites,
             metadata=analysis.metadata,
             threshold_min=analysis.gap_threshold_min,

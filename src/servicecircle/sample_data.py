@@ -34,7 +34,7 @@ __all__ = [
 STATION_AMENITIES = {
     "community_centre": "subdistrict",
     "library": "subdistrict",
-    "townhall": "district",
+    "townhall": "subdistrict",  # the one district centre is Oodi, below
     "social_facility": "station",
     "pharmacy": "station",
     "clinic": "station",

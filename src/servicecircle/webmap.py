@@ -661,7 +661,7 @@ def _legend_html(
         out.append("<h5>资源地图 resources</h5><div class='sc-wrap'>")
         for cat, color in resource_colors.items():
             out.append(_row(_dot(color, "#333", 4), e(cat)))
-        out.append(_row(_dot(_OTHER_COLOR, "#333", 4), "其他 other") + "</div>")
+        out.append(_row(_dot(_OTHER_COLOR, "#333", 4), "其余类别 remaining categories") + "</div>")
     out.append(_settings_html(meta, thresholds))
     out.append("</details>")
     return "".join(out)
