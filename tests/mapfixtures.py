@@ -16,6 +16,18 @@ import numpy as np
 import pandas as pd
 import shapely
 
+#: layer names of the full map in the layer control, in order
+EXPECTED_LAYERS = [
+    "网格覆盖率 grid coverage (5 min)",
+    "5分钟步行圈 5-min walk",
+    "10分钟步行圈 10-min walk",
+    "15分钟步行圈 15-min walk",
+    "覆盖缺口 coverage gaps (5 min)",
+    "资源地图 resources",
+    "驿站 stations",
+    "建议选址 proposed sites",
+]
+
 UTM = "EPSG:32651"
 X0, Y0 = 352_000.0, 4_147_000.0  # near Zhifu, Yantai (≈ 121.3° E, 37.45° N)
 HOSTILE = "<img src=x onerror=alert(1)>"

@@ -12,17 +12,6 @@ from tests.browser_util import chromium_or_skip, open_map
 
 from servicecircle import webmap
 
-EXPECTED_LAYERS = [
-    "网格覆盖率 grid coverage (5 min)",
-    "5分钟步行圈 5-min walk",
-    "10分钟步行圈 10-min walk",
-    "15分钟步行圈 15-min walk",
-    "覆盖缺口 coverage gaps (5 min)",
-    "资源地图 resources",
-    "驿站 stations",
-    "建议选址 proposed sites",
-]
-
 
 @pytest.fixture(scope="module")
 def zhifu_html(tmp_path_factory):
@@ -49,8 +38,8 @@ def test_zhifu_sized_map_in_chromium(zhifu_html, tmp_path):
     assert report["external_requests"] == []
     assert report["dialogs"] == []
     assert report["n_maps"] == 1
-    assert report["layer_names"] == EXPECTED_LAYERS
-    assert report["layer_labels"] == EXPECTED_LAYERS  # as drawn in the control
+    assert report["layer_names"] == mf.EXPECTED_LAYERS
+    assert report["layer_labels"] == mf.EXPECTED_LAYERS  # as drawn in the control
     assert report["n_grid_features"] == len(d["grids"]) == 1024
     assert report["n_station_markers"] == len(d["stations"]) == 302
     assert report["roles"]["resources"] == len(d["resources"])

@@ -334,6 +334,16 @@ def _need_crs(path: Path | None, crs: str | None, flag: str) -> None:
         )
 
 
+def _check_threshold(walk: WalkSettings, threshold: float | None) -> None:
+    """A map or siting threshold must be one of the walk's thresholds (or unset)."""
+    if threshold is not None and threshold not in walk.thresholds_min:
+        raise typer.BadParameter(
+            f"{threshold:g} min is not one of the thresholds "
+            f"{', '.join(f'{t:g}' for t in walk.thresholds_min)}",
+            param_hint="--threshold",
+        )
+
+
 def _formats(text: str) -> tuple[str, ...]:
     from servicecircle.exports import FORMATS
 
@@ -722,12 +732,7 @@ def sites(
     _need_crs(premises, premises_crs, "premises")
     if method not in ("greedy", "mclp", "lscp"):
         raise typer.BadParameter(f"{method!r}: choose greedy, mclp or lscp", param_hint="--method")
-    if threshold is not None and threshold not in walk.thresholds_min:
-        raise typer.BadParameter(
-            f"{threshold:g} min is not one of the thresholds "
-            f"{', '.join(f'{t:g}' for t in walk.thresholds_min)}",
-            param_hint="--threshold",
-        )
+    _check_threshold(walk, threshold)
     _preflight(
         out_dir, "sites", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
     )
@@ -774,6 +779,7 @@ def sites(
     before = analysis.coverage.summary().set_index("threshold_min").loc[t, "coverage_pct"]
     after = 100 * proposed["cum_share"].iloc[-1] if len(proposed) else before
     status = info.get("status", "")
+    status = "" if status == method else status  # greedy reports itself as its status
     typer.echo(
         f"{t:g} min: {before:.1f}% → {after:.1f}% with {len(proposed)} new site(s) "
         f"({method}{', ' + status if status else ''}) from {len(cands):,} candidates"
@@ -838,12 +844,7 @@ def map_cmd(
     if out.resolve() in {p.resolve() for p in _input_files(osm, stations, grids, resources)}:
         raise ExportError(f"{out} is an input file; choose another --out")
     walk = _walk_settings(preset, speed, frontage, max_snap)
-    if threshold not in walk.thresholds_min:
-        raise typer.BadParameter(
-            f"{threshold:g} min is not one of the thresholds "
-            f"{', '.join(f'{t:g}' for t in walk.thresholds_min)}",
-            param_hint="--threshold",
-        )
+    _check_threshold(walk, threshold)
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -858,7 +859,7 @@ def map_cmd(
     m = webmap.coverage_map(
         analysis.grids,
         analysis.stations,
-        rings=analysis.union_rings.assign(station_id="all"),
+        rings=analysis.union_rings,
         gaps=analysis.gap_polygons,
         resources=res,
         metadata=analysis.metadata,

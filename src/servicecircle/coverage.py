@@ -254,10 +254,13 @@ def walk_to_points(
     *,
     reach: NodeReach | None = None,
     edges: NDArray[np.int64] | None = None,
+    points_snapped: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Walk distance (m) from each point to its nearest station, legs at both ends included.
 
     ``edges`` limits the edges points snap to (see :func:`station_edges`); default all.
+    ``points_snapped`` is the points' :func:`~servicecircle.snapping.snap_to_edges` result
+    when already at hand (then ``edges`` is not used).
     Returns ``dist_m`` (``inf`` when no station is reachable), ``station`` (position in
     the stations, -1 when none) and ``leg_m`` (the point's own off-network leg).
     """
@@ -265,7 +268,11 @@ def walk_to_points(
         reach = nearest_station(network, stations_snapped)
     if len(points) == 0:
         return pd.DataFrame({"dist_m": [], "station": [], "leg_m": []}, index=points.index)
-    snapped = snap_to_edges(network, points, edges=edges)
+    snapped = (
+        points_snapped
+        if points_snapped is not None
+        else snap_to_edges(network, points, edges=edges)
+    )
     out = point_distances(network, reach, snapped, stations_snapped)
     out["leg_m"] = snapped["leg_m"].to_numpy()
     return out
@@ -489,7 +496,8 @@ class CoverageResult:
 
     ``grids`` is the per-grid table (WGS84), ``points`` the demand points in the analysis
     CRS with ``dist_m``/``station``, ``rollup`` the hierarchy table, ``reach`` the
-    multi-source node distances (reused for rings and gaps).
+    multi-source node distances (reused for rings and gaps), ``points_snapped`` the demand
+    points' positions on the network (reused for siting).
     """
 
     grids: gpd.GeoDataFrame
@@ -498,6 +506,7 @@ class CoverageResult:
     reach: NodeReach
     walk: WalkSettings
     demand: dict[str, Any] = field(default_factory=dict)
+    points_snapped: pd.DataFrame | None = None
 
     def summary(self) -> pd.DataFrame:
         """District coverage per threshold: covered weight, total and share (%)."""
@@ -588,8 +597,9 @@ def compute_coverage(
         grids, crs=network.crs, buildings=buildings, lattice_m=lattice_m, weight=weight
     )
     reach = nearest_station(network, snapped)
-    usable = station_edges(network, snapped)
-    walks = walk_to_points(network, snapped, points, reach=reach, edges=usable)
+    # demand points snap once; every tier's walks and siting reuse the positions
+    points_snapped = snap_to_edges(network, points, edges=station_edges(network, snapped))
+    walks = walk_to_points(network, snapped, points, reach=reach, points_snapped=points_snapped)
     _check_off_network(points, walks, walk.max_snap_m)
     tier_walks: dict[str, pd.DataFrame] = {}
     if tier_minutes:
@@ -605,7 +615,7 @@ def compute_coverage(
                     stacklevel=2,
                 )
             sub = snapped.iloc[sel]
-            tier_walks[tier] = walk_to_points(network, sub, points, edges=usable)
+            tier_walks[tier] = walk_to_points(network, sub, points, points_snapped=points_snapped)
     table = grid_coverage(
         grids,
         points,
@@ -632,4 +642,5 @@ def compute_coverage(
         reach=reach,
         walk=walk,
         demand=dict(points.attrs.get("demand", {})),
+        points_snapped=points_snapped,
     )

@@ -163,13 +163,15 @@ def run_demo(
         note(f"{len(buildings)} buildings, {len(pois)} POIs")
 
     with steps.step("Generating red grids from the streets") as note:
+        # made once here, so the generator does not polygonize the streets a second time
+        area_of = boundary if boundary is not None else default_boundary(net)
         area = (
-            float(boundary.to_crs(net.crs).area.sum())
-            if boundary is not None
-            else default_boundary(net).area
+            float(area_of.to_crs(net.crs).area.sum())
+            if isinstance(area_of, gpd.GeoDataFrame)
+            else area_of.area
         )
         n = n_grids or int(min(MAX_GRIDS, max(12, round(area / DEMO_GRID_M2))))
-        grids = generate_grids(net, boundary, n_grids=n)
+        grids = generate_grids(net, area_of, n_grids=n)
         note(
             f"{len(grids)} grids in {grids['community'].nunique()} communities and "
             f"{grids['subdistrict'].nunique()} sub-districts"
@@ -192,7 +194,7 @@ def run_demo(
         m = webmap.coverage_map(
             analysis.grids,
             stations,
-            rings=analysis.union_rings.assign(station_id="all"),
+            rings=analysis.union_rings,
             gaps=analysis.gap_polygons,
             # the map shows category labels (教育 education, …), the exports the keys
             resources=(

@@ -250,6 +250,8 @@ def reach_union_rings(
 ) -> gpd.GeoDataFrame:
     """One ring polygon per threshold: everything within walk of *any* station.
 
+    Rows carry ``station_id`` ``"all"``, so they can stand beside per-station rings.
+
     Built from the multi-source distances, which equals the union of all station rings
     (a point is within ``T`` of some station iff its nearest station is within ``T``).
     """
@@ -267,7 +269,7 @@ def reach_union_rings(
     own["length_m"] = network.edge_length_m[own["edge"].to_numpy()]
     rings = _rings_by_threshold(network, g, e, du, dv, own, 1, distances, frontage_m)
     out = gpd.GeoDataFrame(
-        {"threshold_min": thresholds, "distance_m": distances,
+        {"station_id": "all", "threshold_min": thresholds, "distance_m": distances,
          "length_m": [r[1][0] for r in rings]},
         geometry=[r[0][0] for r in rings],
         crs=network.crs,

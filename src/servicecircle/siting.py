@@ -906,8 +906,11 @@ def propose_sites(
     w = pts["weight"].to_numpy(dtype=np.float64)
     covered = pts["dist_m"].to_numpy(dtype=np.float64) <= distance_m
     open_idx = np.flatnonzero(~covered & (w > 0))
-    # demand snaps to the same edges as in the coverage run, so distances agree
-    pts_snapped = snap_to_edges(network, pts.geometry.iloc[open_idx], edges=usable)
+    # demand sits where the coverage run snapped it, so distances agree
+    if coverage.points_snapped is not None:
+        pts_snapped = coverage.points_snapped.iloc[open_idx]
+    else:
+        pts_snapped = snap_to_edges(network, pts.geometry.iloc[open_idx], edges=usable)
     sub = site_coverage_matrix(
         network, cand_snapped, pts_snapped, distance_m=distance_m, progress=progress
     )
