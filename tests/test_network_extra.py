@@ -277,3 +277,32 @@ def test_station_on_a_closed_way_takes_the_shorter_way_round():
     both = reach.nearest_station(net, sn)
     assert both.dist_m[corner] == pytest.approx(23.0)  # the second station: leg 3 + 20 m
     assert both.station[corner] == 1
+
+
+def test_array_network_matches_its_geodataframes():
+    net = lines_network([(0, 0), (30, 40), (30, 100)], [(30, 100), (90, 100)], [(0, 0), (-5, 0)])
+    edges = net.edges
+    # lengths from the arrays equal shapely's lengths of the built LineStrings
+    np.testing.assert_allclose(net.edge_length_m, shapely.length(edges.geometry), rtol=1e-15)
+    assert net.edge_length_m[0] == pytest.approx(50.0 + 60.0)
+    # every edge runs from its u node to its v node
+    first = shapely.get_point(edges.geometry, 0)
+    last = shapely.get_point(edges.geometry, -1)
+    assert shapely.equals(first, net.nodes.geometry.iloc[net.edge_u].to_numpy()).all()
+    assert shapely.equals(last, net.nodes.geometry.iloc[net.edge_v].to_numpy()).all()
+    # a subset of edge lines is the same geometry as the frame's
+    sub = net.edge_lines(np.array([2, 0]))
+    assert shapely.equals(sub, edges.geometry.to_numpy()[[2, 0]]).all()
+
+
+def test_inconsistent_arrays_are_refused():
+    from servicecircle.network import WalkNetwork
+
+    xy = np.array([[0.0, 0.0], [1.0, 0.0]])
+    coords = np.array([[0.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="projected"):
+        WalkNetwork(xy, [0], [1], coords, [0, 2], crs=4326)
+    with pytest.raises(ValueError, match="inconsistent"):
+        WalkNetwork(xy, [0], [2], coords, [0, 2], crs=32651)  # node 2 does not exist
+    with pytest.raises(ValueError, match="inconsistent"):
+        WalkNetwork(xy, [0], [1], coords, [0, 1, 2], crs=32651)  # offsets for two edges

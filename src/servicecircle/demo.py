@@ -105,7 +105,7 @@ def _stations(
     if len(from_pois) >= MIN_POI_STATIONS:
         return from_pois, f"{len(from_pois)} public-service POIs of the source"
     n = max(MIN_POI_STATIONS, round(SEED_STATIONS * n_grids / MAX_GRIDS))
-    n = min(n, len(net.edges))
+    n = min(n, net.n_edges)
     return (
         sample_data.random_stations(net, n, seed=SEED_STATIONS),
         f"{n} stations placed at random on the network (the source has no station list; "

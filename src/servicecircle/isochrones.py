@@ -122,7 +122,7 @@ def cut_edges(
     coords, along, first = network.edge_vertices
     if edge.size == 0:
         return np.empty(0, dtype=object)
-    offset = np.r_[0.0, np.cumsum(network.edge_length_m + 1.0)][: len(network.edges)]
+    offset = np.r_[0.0, np.cumsum(network.edge_length_m + 1.0)][: network.n_edges]
     key = along + np.repeat(offset, np.diff(first))  # strictly increasing over all vertices
     a = offset[edge] + start_m
     b = offset[edge] + end_m
@@ -257,7 +257,7 @@ def reach_union_rings(
     """
     distances = [float(d) for d in distances_m]
     thresholds = list(thresholds_min) if thresholds_min is not None else [np.nan] * len(distances)
-    e = np.arange(len(network.edges))
+    e = np.arange(network.n_edges)
     du, dv = reach.dist_m[network.edge_u], reach.dist_m[network.edge_v]
     fin = np.isfinite(du) | np.isfinite(dv)
     e, du, dv = e[fin], du[fin], dv[fin]

@@ -54,6 +54,8 @@ from servicecircle.settings import settings
 if TYPE_CHECKING:
     import networkx as nx
 
+    from servicecircle.snapping import SegmentIndex
+
 __all__ = [
     "NetworkSummary",
     "WalkNetwork",
@@ -69,7 +71,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bump when the cached format or the processing changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _EXCLUDED_HIGHWAY = (
     r"abandoned|bus_guideway|construction|cycleway|motor|^no$|planned|platform|proposed|"
     r"raceway|razed|rest_area|services"
@@ -96,27 +98,64 @@ class NetworkSummary:
 
 
 class WalkNetwork:
-    """An undirected walking network in a projected CRS (metres).
+    """An undirected walking network in a projected CRS (metres), held as arrays.
+
+    The arrays are the network; the GeoDataFrames ``nodes`` and ``edges`` are built from
+    them on first use. Routing, snapping and rings work on the arrays alone, so a network of
+    a million nodes does not hold millions of shapely objects unless a caller asks for them.
 
     Attributes
     ----------
-    nodes
-        GeoDataFrame of points indexed 0..n-1, column ``osmid``.
-    edges
-        GeoDataFrame of LineStrings indexed 0..m-1, columns ``u``, ``v`` (node positions),
-        ``length_m`` (geometry length, m), ``highway``, ``name``; geometry runs u → v.
+    node_xy
+        Node coordinates (m), shape (n, 2).
+    edge_u, edge_v
+        End node positions of each edge; geometry runs u → v.
+    edge_coords, edge_offsets
+        All edge vertices (k, 2) and, per edge, the position of its first vertex
+        (m + 1 offsets, as in :func:`shapely.to_ragged_array`).
+    edge_length_m
+        Length of each edge's geometry (m), summed over its segments.
     source
         Where the network came from: file, SHA-256, OSM date, options.
     """
 
     def __init__(
-        self, nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, source: dict[str, Any]
+        self,
+        node_xy: NDArray[np.float64],
+        edge_u: NDArray[np.integer],
+        edge_v: NDArray[np.integer],
+        edge_coords: NDArray[np.float64],
+        edge_offsets: NDArray[np.integer],
+        *,
+        crs: Any,
+        node_osmid: NDArray | None = None,
+        edge_attrs: dict[str, NDArray] | None = None,
+        source: dict[str, Any] | None = None,
     ) -> None:
-        if nodes.crs is None or not pyproj.CRS(nodes.crs).is_projected:
-            raise ValueError("WalkNetwork needs nodes in a projected CRS (metres)")
-        self.nodes = nodes
-        self.edges = edges
-        self.source = dict(source)
+        crs = pyproj.CRS(crs) if crs is not None else None
+        if crs is None or not crs.is_projected:
+            raise ValueError("WalkNetwork needs a projected CRS (metres)")
+        self._crs = crs
+        self.node_xy = np.ascontiguousarray(node_xy, dtype=np.float64).reshape(-1, 2)
+        n = len(self.node_xy)
+        self.node_osmid = np.arange(n) if node_osmid is None else np.asarray(node_osmid)
+        self.edge_u = np.asarray(edge_u, dtype=np.int64)
+        self.edge_v = np.asarray(edge_v, dtype=np.int64)
+        self.edge_coords = np.ascontiguousarray(edge_coords, dtype=np.float64).reshape(-1, 2)
+        self.edge_offsets = np.asarray(edge_offsets, dtype=np.int64)
+        m = len(self.edge_u)
+        if (
+            len(self.node_osmid) != n
+            or len(self.edge_v) != m
+            or len(self.edge_offsets) != m + 1
+            or (m and (self.edge_offsets[0] != 0 or self.edge_offsets[-1] != len(self.edge_coords)))
+            or (np.diff(self.edge_offsets) < 2).any()
+            or (m and (min(self.edge_u.min(), self.edge_v.min()) < 0
+                       or max(self.edge_u.max(), self.edge_v.max()) >= n))
+        ):  # fmt: skip
+            raise ValueError("inconsistent WalkNetwork arrays")
+        self.edge_attrs = {k: np.asarray(v, dtype=object) for k, v in (edge_attrs or {}).items()}
+        self.source = dict(source or {})
 
     def __repr__(self) -> str:
         return f"<WalkNetwork {self.summary()} in {self.crs.to_string()}>"
@@ -124,28 +163,73 @@ class WalkNetwork:
     @property
     def crs(self) -> pyproj.CRS:
         """The projected CRS (UTM, metres) of nodes and edges."""
-        return pyproj.CRS(self.nodes.crs)
+        return self._crs
 
     @property
     def n_nodes(self) -> int:
-        return len(self.nodes)
+        return len(self.node_xy)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_u)
 
     @cached_property
-    def node_xy(self) -> NDArray[np.float64]:
-        """Node coordinates (m), shape (n, 2)."""
-        return shapely.get_coordinates(self.nodes.geometry.to_numpy())
+    def nodes(self) -> gpd.GeoDataFrame:
+        """GeoDataFrame of node points indexed 0..n-1, column ``osmid`` (built on first use)."""
+        return gpd.GeoDataFrame(
+            {"osmid": self.node_osmid}, geometry=shapely.points(self.node_xy), crs=self.crs
+        )
 
     @cached_property
-    def edge_u(self) -> NDArray[np.int64]:
-        return self.edges["u"].to_numpy(dtype=np.int64)
+    def edges(self) -> gpd.GeoDataFrame:
+        """GeoDataFrame of LineStrings indexed 0..m-1 (built on first use): ``u``, ``v``,
+        ``length_m`` (m), and ``highway``, ``name``, ``way`` where known."""
+        return gpd.GeoDataFrame(
+            {"u": self.edge_u, "v": self.edge_v, "length_m": self.edge_length_m,
+             **self.edge_attrs},
+            geometry=self.edge_lines(),
+            crs=self.crs,
+        )  # fmt: skip
+
+    def edge_lines(self, edges: NDArray[np.integer] | None = None) -> NDArray[np.object_]:
+        """LineStrings of the given edge positions (default all), built from the arrays."""
+        if edges is None:
+            return shapely.from_ragged_array(
+                shapely.GeometryType.LINESTRING, self.edge_coords, (self.edge_offsets,)
+            )
+        edges = np.asarray(edges, dtype=np.int64)
+        start, stop = self.edge_offsets[edges], self.edge_offsets[edges + 1]
+        counts = stop - start
+        pos = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return (
+            shapely.linestrings(
+                self.edge_coords[pos], indices=np.repeat(np.arange(edges.size), counts)
+            )
+            if edges.size
+            else np.empty(0, dtype=object)
+        )
 
     @cached_property
-    def edge_v(self) -> NDArray[np.int64]:
-        return self.edges["v"].to_numpy(dtype=np.int64)
+    def edge_vertices(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """All edge vertices (k, 2), their distance (m) along their edge, and the index of
+        each edge's first vertex (m + 1 offsets)."""
+        coords, starts = self.edge_coords, self.edge_offsets
+        d = np.diff(coords, axis=0)
+        seg = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+        seg[starts[1:-1] - 1] = 0.0  # no segment between two edges
+        along = np.concatenate([[0.0], np.cumsum(seg)])
+        along -= np.repeat(along[starts[:-1]], np.diff(starts))
+        return coords, along, starts
 
     @cached_property
     def edge_length_m(self) -> NDArray[np.float64]:
-        return self.edges["length_m"].to_numpy(dtype=np.float64)
+        """Length of each edge's geometry (m): its segments summed edge by edge."""
+        if self.n_edges == 0:
+            return np.empty(0)
+        d = np.diff(self.edge_coords, axis=0)
+        seg = np.append(np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]), 0.0)
+        seg[self.edge_offsets[1:] - 1] = 0.0  # no segment between two edges
+        return np.add.reduceat(seg, self.edge_offsets[:-1])
 
     @cached_property
     def graph(self) -> sparse.csr_array:
@@ -162,7 +246,7 @@ class WalkNetwork:
     @cached_property
     def node_edges(self) -> sparse.csr_array:
         """Incidence (n × m) in CSR: the edges at each node, in ``indices`` per row."""
-        m = len(self.edges)
+        m = self.n_edges
         rows = np.concatenate([self.edge_u, self.edge_v])
         cols = np.concatenate([np.arange(m), np.arange(m)])
         data = np.ones(rows.size, dtype=np.int8)
@@ -170,25 +254,21 @@ class WalkNetwork:
 
     @cached_property
     def edge_tree(self) -> shapely.STRtree:
-        """Spatial index of edge geometries (for snapping)."""
+        """Spatial index of edge geometries (for geometric queries; snapping uses the
+        lighter :attr:`segment_index`)."""
         return shapely.STRtree(self.edges.geometry.to_numpy())
+
+    @cached_property
+    def segment_index(self) -> SegmentIndex:
+        """Index of points along every edge segment, for nearest-edge snapping."""
+        from servicecircle.snapping import SegmentIndex
+
+        return SegmentIndex.build(self)
 
     @cached_property
     def node_kdtree(self) -> cKDTree:
         """k-d tree of node coordinates (for bounded per-station reach)."""
         return cKDTree(self.node_xy)
-
-    @cached_property
-    def edge_vertices(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-        """All edge vertices (k, 2), their distance (m) along their edge, and the index of
-        each edge's first vertex (m + 1 offsets)."""
-        coords, index = shapely.get_coordinates(self.edges.geometry.to_numpy(), return_index=True)
-        seg = np.hypot(*np.diff(coords, axis=0).T)
-        seg[index[1:] != index[:-1]] = 0.0  # no segment between two edges
-        along = np.concatenate([[0.0], np.cumsum(seg)])
-        starts = np.searchsorted(index, np.arange(len(self.edges) + 1))
-        along -= np.repeat(along[starts[:-1]], np.diff(starts))
-        return coords, along, starts
 
     def summary(self) -> NetworkSummary:
         """Counts, total length (m) and connected components."""
@@ -196,7 +276,7 @@ class WalkNetwork:
         comp_len = np.bincount(labels[self.edge_u], weights=self.edge_length_m, minlength=n_comp)
         total = float(self.edge_length_m.sum())
         share = float(comp_len.max() / total) if total > 0 else 1.0
-        return NetworkSummary(self.n_nodes, len(self.edges), total, int(n_comp), share)
+        return NetworkSummary(self.n_nodes, self.n_edges, total, int(n_comp), share)
 
     def to_networkx(self) -> nx.Graph:
         """An undirected networkx Graph with ``length_m`` weights (shortest parallel edge),
@@ -266,13 +346,17 @@ def network_from_edges(
         lon, lat = shapely.get_coordinates(wgs.to_numpy()).T
         crs = local_utm_crs(lon, lat)
     geoms = edges.geometry.to_crs(crs).to_numpy()
+    kinds = shapely.get_type_id(geoms)
+    if (kinds != shapely.GeometryType.LINESTRING).any():
+        bad = int(np.flatnonzero(kinds != shapely.GeometryType.LINESTRING)[0])
+        raise ValueError(
+            f"edge {edges.index[bad]!r} is a {shapely.get_type_id(geoms[bad])!s}, not a "
+            "LineString; explode multi-part lines into edges first"
+        )
     m = len(geoms)
-    # end points as coordinate arrays, not Point objects: a million-edge grid stays small
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    start = coords[np.searchsorted(owner, np.arange(m))]
-    end = coords[np.searchsorted(owner, np.arange(m), side="right") - 1]
+    _, coords, (offsets,) = shapely.to_ragged_array(geoms)
+    start, end = coords[offsets[:-1]], coords[offsets[1:] - 1]
     xy = np.concatenate([start, end])
-    del coords, owner
     if all(c in edges.columns for c in node_ids):
         ids = np.concatenate([edges[node_ids[0]].to_numpy(), edges[node_ids[1]].to_numpy()])
     else:
@@ -280,25 +364,28 @@ def network_from_edges(
         ids = ids.ravel()
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     u, v = inverse[:m], inverse[m:]
-    nodes = gpd.GeoDataFrame({"osmid": uniq}, geometry=shapely.points(xy[first]), crs=crs)
     attrs = {}
     for col in ("highway", "name", "osmid"):
         if col in edges.columns:
             attrs[col if col != "osmid" else "way"] = edges[col].map(_flat).to_numpy()
-    frame = gpd.GeoDataFrame({"u": u, "v": v, **attrs}, geometry=geoms, crs=crs)
     # one undirected edge per way piece: reversed copies normalise to the same geometry.
     # Only edges sharing both end points can be copies, so only those are compared.
     ends = np.sort(np.concatenate([start, end], axis=1).view("f8,f8").reshape(m, 2), axis=1)
     ends = pd.DataFrame(ends.view(np.float64).reshape(m, 4))
     maybe = np.flatnonzero(ends.duplicated(keep=False).to_numpy())
-    drop = np.zeros(m, dtype=bool)
+    keep = np.ones(m, dtype=bool)
     if maybe.size:
         key = shapely.to_wkb(shapely.normalize(geoms[maybe]))
-        drop[maybe] = pd.Series(key).duplicated().to_numpy()
-    frame = frame[~drop].reset_index(drop=True)
-    frame.insert(2, "length_m", shapely.length(frame.geometry.to_numpy()))
-    # node geometry is the edge end point, so offsets along edges meet the nodes exactly
-    return WalkNetwork(nodes, frame, source or {})
+        keep[maybe] = ~pd.Series(key).duplicated().to_numpy()
+    if not keep.all():
+        counts = np.diff(offsets)[keep]
+        coords = coords[np.repeat(keep, np.diff(offsets))]
+        offsets = np.r_[0, np.cumsum(counts)]
+    # node positions are edge end points, so offsets along edges meet the nodes exactly
+    return WalkNetwork(
+        xy[first], u[keep], v[keep], coords, offsets, crs=crs, node_osmid=uniq,
+        edge_attrs={k: a[keep] for k, a in attrs.items()}, source=source,
+    )  # fmt: skip
 
 
 def _flat(value: Any) -> Any:
@@ -696,20 +783,17 @@ def _osm_date(path: Path) -> str | None:
 
 def _write_cache(net: WalkNetwork, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, coords, offsets = shapely.to_ragged_array(net.edges.geometry.to_numpy())
     arrays: dict[str, Any] = {
-        "node_osmid": net.nodes["osmid"].astype(str).to_numpy(dtype=str),
+        "node_osmid": net.node_osmid.astype(str),
         "node_xy": net.node_xy,
         "u": net.edge_u,
         "v": net.edge_v,
-        "length_m": net.edge_length_m,
-        "coords": coords,
-        "offsets": offsets[0],
+        "coords": net.edge_coords,
+        "offsets": net.edge_offsets,
         "meta": np.array(json.dumps({"crs": net.crs.to_wkt(), "source": net.source})),
     }
-    for col in ("highway", "name", "way"):
-        if col in net.edges.columns:
-            arrays[f"attr_{col}"] = net.edges[col].fillna("").astype(str).to_numpy(dtype=str)
+    for col, values in net.edge_attrs.items():
+        arrays[f"attr_{col}"] = pd.Series(values).fillna("").astype(str).to_numpy(dtype=str)
     try:
         with atomic_path(path) as tmp, tmp.open("wb") as f:
             np.savez(f, **arrays)
@@ -720,19 +804,14 @@ def _write_cache(net: WalkNetwork, path: Path) -> None:
 def _read_cache(path: Path) -> WalkNetwork:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        crs = pyproj.CRS.from_wkt(meta["crs"])
-        geoms = shapely.from_ragged_array(
-            shapely.GeometryType.LINESTRING, z["coords"], (z["offsets"],)
-        )
-        nodes = gpd.GeoDataFrame(
-            {"osmid": z["node_osmid"]}, geometry=shapely.points(z["node_xy"]), crs=crs
-        )
-        data: dict[str, Any] = {"u": z["u"], "v": z["v"], "length_m": z["length_m"]}
+        attrs = {}
         for col in ("highway", "name", "way"):
             if f"attr_{col}" in z:
                 values = z[f"attr_{col}"].astype(object)
                 values[values == ""] = None
-                data[col] = values
-    edges = gpd.GeoDataFrame(data, geometry=geoms, crs=crs)
-    source = {**meta["source"], "cached": str(path)}
-    return WalkNetwork(nodes, edges, source)
+                attrs[col] = values
+        return WalkNetwork(
+            z["node_xy"], z["u"], z["v"], z["coords"], z["offsets"],
+            crs=pyproj.CRS.from_wkt(meta["crs"]), node_osmid=z["node_osmid"].astype(object),
+            edge_attrs=attrs, source={**meta["source"], "cached": str(path)},
+        )  # fmt: skip

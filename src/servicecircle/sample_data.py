@@ -146,14 +146,12 @@ def random_stations(
     given network and ``seed``: the first station is the district centre, the next
     ``tiers[1]`` sub-district centres, the rest stations; names are 驿站001 … .
     """
-    if not 0 < n <= len(network.edges):
-        raise InputError(f"cannot place {n} stations on {len(network.edges)} edges")
+    if not 0 < n <= network.n_edges:
+        raise InputError(f"cannot place {n} stations on {network.n_edges} edges")
     rng = np.random.default_rng(seed)
-    edge = rng.choice(len(network.edges), size=n, replace=False)
+    edge = rng.choice(network.n_edges, size=n, replace=False)
     at = rng.random(n)
-    pts = shapely.line_interpolate_point(
-        network.edges.geometry.to_numpy()[edge], at, normalized=True
-    )
+    pts = shapely.line_interpolate_point(network.edge_lines(edge), at, normalized=True)
     tier = np.full(n, "station", dtype=object)
     tier[: tiers[0]] = "district"
     tier[tiers[0] : tiers[0] + tiers[1]] = "subdistrict"

@@ -150,14 +150,14 @@ def _node_candidates(
     g = network.graph
     degree = (g.indptr[nodes + 1] - g.indptr[nodes]).astype(np.int64)
     keep = nodes[_thin(network.node_xy[nodes], degree, spacing_m)]
-    osmid = network.nodes["osmid"].to_numpy()[keep]
+    osmid = network.node_osmid[keep]
     return gpd.GeoDataFrame(
         {
             "site_id": [f"N{x}" for x in osmid],
             "source": "node",
             "name": _street_names(network, keep),
         },
-        geometry=network.nodes.geometry.to_numpy()[keep],
+        geometry=shapely.points(network.node_xy[keep]),
         crs=network.crs,
     )
 
@@ -191,7 +191,7 @@ def _thin(xy: NDArray[np.float64], priority: NDArray[np.int64], spacing_m: float
 
 def _street_names(network: WalkNetwork, nodes: NDArray[np.int64]) -> list[str | None]:
     """The names of the streets meeting at each node ("淮海中路/陕西南路"), at most two."""
-    if "name" not in network.edges.columns or nodes.size == 0:
+    if "name" not in network.edge_attrs or nodes.size == 0:
         return [None] * nodes.size
     inc = network.node_edges
     pos = csr_row_positions(inc.indptr, nodes)
@@ -199,7 +199,7 @@ def _street_names(network: WalkNetwork, nodes: NDArray[np.int64]) -> list[str | 
     frame = pd.DataFrame(
         {
             "node": np.repeat(np.arange(nodes.size), counts),
-            "name": network.edges["name"].to_numpy()[inc.indices[pos]],
+            "name": network.edge_attrs["name"][inc.indices[pos]],
         }
     ).dropna()
     frame = frame[frame["name"].astype(str).str.len() > 0].drop_duplicates()
