@@ -157,8 +157,8 @@ def grid_network(n_nodes: int, *, seed: int = SEED) -> Any:
         np.column_stack([cells, cells + side + 1]),
     )
     uv = np.concatenate([lattice, diagonal])
-    used, uv = np.unique(uv, return_inverse=True)  # nodes that lost every street go
-    uv = uv.reshape(-1, 2)
+    used = np.bincount(uv.ravel(), minlength=side * side) > 0  # nodes that lost every street go
+    uv = (np.cumsum(used) - 1)[uv]
     xy = np.column_stack([x, y])[used]
     # straight two-vertex edges, built as arrays: no shapely objects for a million edges
     coords = np.stack([xy[uv[:, 0]], xy[uv[:, 1]]], axis=1).reshape(-1, 2)

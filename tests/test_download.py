@@ -126,8 +126,8 @@ def test_keep_private_changes_the_filter_and_keeps_the_private_lane(cache, monke
     custom_filter = fake.calls[0][2]["custom_filter"]
     assert custom_filter == netmod.overpass_filter(keep_private=True)
     assert custom_filter != netmod.overpass_filter()
-    assert '"access"!~"private"' not in custom_filter
-    assert '"access"!~"private"' in netmod.overpass_filter()
+    assert '"access"!~"^private$"' not in custom_filter
+    assert '"access"!~"^private$"' in netmod.overpass_filter()
     assert sorted(net.edges["highway"]) == ["footway", "residential", "service"]
     assert net.source["keep_private"] is True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import warnings
 
 import geopandas as gpd
@@ -155,8 +157,41 @@ def test_network_from_edges_needs_a_crs():
         netmod.network_from_edges(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (1, 1)])]))
 
 
-def test_overpass_filter_mirrors_the_policy():
-    f = netmod.overpass_filter()
-    for part in ('["access"!~"private"]', "cycleway", '["foot"!~"no"]'):
-        assert part in f
-    assert '["access"!~"private"]' not in netmod.overpass_filter(keep_private=True)
+def _overpass_keeps(flt: str, tags: dict[str, str]) -> bool:
+    """Evaluate an Overpass tag filter the way Overpass does: ``[k]`` needs the key,
+    ``[k!~re]`` passes when the key is absent or its value does not match ``re``."""
+    for key, op, pattern in re.findall(r'\["([^"]+)"(?:(!~|~)"([^"]*)")?\]', flt):
+        value = tags.get(key)
+        if op == "":
+            ok = value is not None
+        elif op == "!~":
+            ok = value is None or re.search(pattern, value) is None
+        else:
+            ok = value is not None and re.search(pattern, value) is not None
+        if not ok:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("keep_private", [False, True])
+def test_overpass_filter_keeps_exactly_what_the_walk_policy_keeps(keep_private):
+    values = {
+        "highway": ["footway", "residential", "cycleway", "motorway_link", "no", "unknown",
+                    "construction", "path", "service", "steps", "pedestrian"],
+        "foot": [None, "no", "yes", "designated", "unknown"],
+        "access": [None, "private", "no_private", "yes"],
+        "area": [None, "yes", "yesno", "no"],
+        "service": [None, "private", "driveway"],
+    }  # fmt: skip
+    rows = [
+        {k: v for k, v in zip(values, combo, strict=True) if v is not None}
+        for combo in itertools.product(*values.values())
+    ]
+    frame = pd.DataFrame(rows)
+    policy = netmod.walkable_mask(frame, keep_private=keep_private)
+    flt = netmod.overpass_filter(keep_private=keep_private)
+    overpass = np.array([_overpass_keeps(flt, r) for r in rows])
+    assert policy.any()
+    assert not policy.all()
+    mismatch = np.flatnonzero(policy != overpass)
+    assert mismatch.size == 0, [rows[i] for i in mismatch[:5]]

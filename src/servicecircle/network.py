@@ -237,11 +237,18 @@ class WalkNetwork:
         shortest, self-loops are dropped."""
         u, v, w = self.edge_u, self.edge_v, self.edge_length_m
         keep = u != v
-        u, v, w = u[keep], v[keep], w[keep]
-        rows = np.concatenate([u, v])
-        cols = np.concatenate([v, u])
-        # a walk takes the shortest of parallel edges
-        return min_csr(rows, cols, np.concatenate([w, w]), self.n_nodes)
+        a, b = np.minimum(u, v)[keep], np.maximum(u, v)[keep]
+        # a walk takes the shortest of parallel edges: deduplicate the m undirected pairs
+        # first, then mirror them (half the memory of deduplicating 2m directed entries)
+        half = min_csr(a, b, w[keep], self.n_nodes).tocoo()
+        del a, b, keep
+        rows = np.concatenate([half.row, half.col])
+        cols = np.concatenate([half.col, half.row])
+        data = np.concatenate([half.data, half.data])
+        del half
+        return sparse.csr_array(
+            sparse.coo_array((data, (rows, cols)), shape=(self.n_nodes, self.n_nodes))
+        )
 
     @cached_property
     def node_edges(self) -> sparse.csr_array:
@@ -301,12 +308,17 @@ def min_csr(
     key = np.asarray(rows, dtype=np.int64) * n + np.asarray(cols, dtype=np.int64)
     order = np.argsort(key, kind="stable")
     key = key[order]
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else order[:0]
     data = np.asarray(data, dtype=np.float64)[order]
-    data = np.minimum.reduceat(data, first) if key.size else data
-    r, c = np.divmod(key[first], n)
-    indptr = np.searchsorted(r, np.arange(n + 1))
-    return sparse.csr_array((data, c, indptr), shape=(n, n))
+    del order
+    if key.size and (key[1:] == key[:-1]).any():
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        data = np.minimum.reduceat(data, first)
+        key = key[first]
+    index = np.int32 if n < 2**31 - 1 else np.int64  # what scipy.sparse.csgraph works in
+    r, c = np.divmod(key, n)
+    del key
+    indptr = np.searchsorted(r, np.arange(n + 1)).astype(index)
+    return sparse.csr_array((data, c.astype(index), indptr), shape=(n, n))
 
 
 def csr_row_positions(indptr: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -752,13 +764,10 @@ def _download_failure(what: str, exc: Exception) -> str:
 
 
 def overpass_filter(*, keep_private: bool = False) -> str:
-    """The Overpass way filter of the walk policy (mirrors :func:`walkable_mask`)."""
-    access = "" if keep_private else '["access"!~"private"]["service"!~"private"]'
-    return (
-        f'["highway"]["area"!~"yes"]{access}'
-        '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|'
-        'proposed|raceway|razed|rest_area|services"]["foot"!~"no"]'
-    )
+    """The Overpass way filter of the walk policy: the same patterns as
+    :func:`walkable_mask`, anchored the same way (``foot=unknown`` is not ``foot=no``)."""
+    access = "" if keep_private else '["access"!~"^private$"]["service"!~"^private$"]'
+    return f'["highway"]["area"!~"^yes$"]{access}["highway"!~"{_EXCLUDED_HIGHWAY}"]["foot"!~"^no$"]'
 
 
 def _sha256(path: Path) -> str:
