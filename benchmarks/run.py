@@ -329,6 +329,8 @@ def compare_rings(
 
 def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
     """Run one case; returns its metrics (seconds), exactness and info as plain data."""
+    import shapely
+
     from servicecircle import isochrones, reach, snapping
     from servicecircle import network as netmod
     from servicecircle.errors import ServiceCircleWarning
@@ -381,6 +383,7 @@ def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
             frontage_m=FRONTAGE_M,
         )  # fmt: skip
 
+    info["rss_pre_rings_mib"] = peak_rss_mib()
     log(f"{name}: our rings ({k} stations x 3, {isochrones._WORKERS} thread(s))")
     with Clock() as ours_rings:
         rings = our_rings()
@@ -393,6 +396,10 @@ def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
         info["rings_1thread_total"] = one.per(1)
         isochrones._WORKERS = workers
     info["rss_ours_mib"] = peak_rss_mib()
+    geoms = rings.geometry.to_numpy()
+    info["ring_polys"] = len(geoms)
+    info["ring_xy_mib"] = float(shapely.get_num_coordinates(geoms).sum() * 16 / 2**20)
+    info["ring_holes"] = int(shapely.get_num_interior_rings(geoms).sum())
 
     # ---- baselines
     log(f"{name}: networkx graph")
@@ -530,7 +537,9 @@ def table(results: list[dict[str, Any]]) -> str:
             )
             lines.append(f"{pad}  their street length ÷ exact reached length: {lens}")
         lines.append(
-            f"{pad}peak RSS {info['rss_ours_mib']:,.0f} MiB after our engine, "
+            f"{pad}peak RSS {info['rss_pre_rings_mib']:,.0f} MiB before the rings, "
+            f"{info['rss_ours_mib']:,.0f} MiB holding all {info['ring_polys']:,} rings "
+            f"({info['ring_xy_mib']:,.0f} MiB of coordinates, {info['ring_holes']:,} holes), "
             f"{info['rss_total_mib']:,.0f} MiB with the networkx baselines"
         )
         rt = info["rings_total"]

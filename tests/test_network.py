@@ -100,6 +100,15 @@ def test_cache_round_trip_gives_the_same_network(cache):
     assert "cached" not in first.source
     assert list(cache.glob("networks/*.npz"))
     np.testing.assert_array_equal(first.edge_u, second.edge_u)
+    np.testing.assert_array_equal(first.edge_v, second.edge_v)
+    np.testing.assert_array_equal(first.node_xy, second.node_xy)
+    np.testing.assert_array_equal(first.node_osmid, second.node_osmid)
+    assert first.node_osmid.dtype == second.node_osmid.dtype
+    assert set(first.edge_attrs) == set(second.edge_attrs) >= {"highway", "name"}
+    for col in first.edge_attrs:
+        a = pd.Series(first.edge_attrs[col]).fillna("")
+        b = pd.Series(second.edge_attrs[col]).fillna("")
+        assert (a == b).all(), col
     np.testing.assert_allclose(first.edge_length_m, second.edge_length_m)
     assert shapely.equals_exact(
         first.edges.geometry.to_numpy(), second.edges.geometry.to_numpy(), tolerance=1e-9
@@ -152,6 +161,19 @@ def test_missing_network_file(tmp_path):
         netmod.load_network(tmp_path / "nope.osm")
 
 
+def test_network_from_edges_takes_3d_lines_and_refuses_multilines():
+    lines = [
+        shapely.LineString([(0, 0, 5), (100, 0, 6)]),
+        shapely.LineString([(100, 0), (100, 50)]),
+    ]
+    net = netmod.network_from_edges(gpd.GeoDataFrame(geometry=lines, crs=32651), crs=32651)
+    assert net.edge_length_m == pytest.approx([100.0, 50.0])  # lengths on the map, not 3D
+    assert net.n_nodes == 3
+    multi = shapely.MultiLineString([[(0, 0), (1, 0)], [(2, 0), (3, 0)]])
+    with pytest.raises(ValueError, match="MultiLineString"):
+        netmod.network_from_edges(gpd.GeoDataFrame(geometry=[multi], crs=32651), crs=32651)
+
+
 def test_network_from_edges_needs_a_crs():
     with pytest.raises(ValueError, match="CRS"):
         netmod.network_from_edges(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (1, 1)])]))
@@ -159,28 +181,29 @@ def test_network_from_edges_needs_a_crs():
 
 def _overpass_keeps(flt: str, tags: dict[str, str]) -> bool:
     """Evaluate an Overpass tag filter the way Overpass does: ``[k]`` needs the key,
-    ``[k!~re]`` passes when the key is absent or its value does not match ``re``."""
-    for key, op, pattern in re.findall(r'\["([^"]+)"(?:(!~|~)"([^"]*)")?\]', flt):
+    ``[k!~re]`` passes when the key is absent or its value does not match ``re``, ``,i``
+    makes the match blind to case."""
+    for key, op, pattern, flag in re.findall(
+        r'\["([^"]+)"(?:(!~|~)"([^"]*)"(,i)?)?\]', flt
+    ):  # fmt: skip
         value = tags.get(key)
-        if op == "":
-            ok = value is not None
-        elif op == "!~":
-            ok = value is None or re.search(pattern, value) is None
-        else:
-            ok = value is not None and re.search(pattern, value) is not None
+        found = value is not None and bool(
+            op and re.search(pattern, value, flags=re.IGNORECASE if flag else 0)
+        )
+        ok = value is not None if op == "" else (not found if op == "!~" else found)
         if not ok:
             return False
     return True
 
 
 @pytest.mark.parametrize("keep_private", [False, True])
-def test_overpass_filter_keeps_exactly_what_the_walk_policy_keeps(keep_private):
+def test_overpass_filter_agrees_with_the_walk_policy(keep_private):
     values = {
-        "highway": ["footway", "residential", "cycleway", "motorway_link", "no", "unknown",
-                    "construction", "path", "service", "steps", "pedestrian"],
-        "foot": [None, "no", "yes", "designated", "unknown"],
-        "access": [None, "private", "no_private", "yes"],
-        "area": [None, "yes", "yesno", "no"],
+        "highway": ["footway", "Residential", "cycleway", "motorway_link", "no", "unknown",
+                    "Construction", "path", "service", "steps", "pedestrian", "NO"],
+        "foot": [None, "no", "No", "yes", "designated", "unknown"],
+        "access": [None, "private", "Private", "no_private", "yes"],
+        "area": [None, "yes", "YES", "yesno", "no"],
         "service": [None, "private", "driveway"],
     }  # fmt: skip
     rows = [
@@ -193,5 +216,9 @@ def test_overpass_filter_keeps_exactly_what_the_walk_policy_keeps(keep_private):
     overpass = np.array([_overpass_keeps(flt, r) for r in rows])
     assert policy.any()
     assert not policy.all()
-    mismatch = np.flatnonzero(policy != overpass)
+    # Overpass never drops a way the policy keeps; on lower-case tags they agree exactly
+    # (Overpass is case-sensitive, and downloads are filtered by the policy again)
+    assert not (policy & ~overpass).any()
+    lower = np.array([all(v == v.lower() for v in r.values()) for r in rows])
+    mismatch = np.flatnonzero((policy != overpass) & lower)
     assert mismatch.size == 0, [rows[i] for i in mismatch[:5]]

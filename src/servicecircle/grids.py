@@ -97,7 +97,7 @@ def default_boundary(
     run along its edge; dangling roads stick out of it. Pass the district's real boundary
     when you have one.
     """
-    lines = network.edges.geometry.to_numpy()
+    lines = network.edge_lines()
     faces = shapely.polygonize(shapely.get_parts(shapely.union_all(lines)))
     area = shapely.union_all(shapely.get_parts(faces))
     if open_m > 0 and not area.is_empty:
@@ -243,7 +243,7 @@ def _blocks(
         raise InputError("min_block_m2 and min_width_m must be zero or positive")
     if max_block_m2 is not None and max_block_m2 <= 0:
         raise InputError("max_block_m2 must be positive")
-    edges = network.edges.geometry.to_numpy()
+    edges = network.edge_lines()
     lines = edges[network.edge_tree.query(boundary, predicate="intersects")]
     rings = shapely.get_parts(shapely.boundary(boundary))
     linework = shapely.union_all(np.concatenate([lines, rings]))  # nodes every crossing

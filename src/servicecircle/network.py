@@ -155,6 +155,10 @@ class WalkNetwork:
         ):  # fmt: skip
             raise ValueError("inconsistent WalkNetwork arrays")
         self.edge_attrs = {k: np.asarray(v, dtype=object) for k, v in (edge_attrs or {}).items()}
+        if any(len(v) != m for v in self.edge_attrs.values()) or not (
+            np.isfinite(self.node_xy).all() and np.isfinite(self.edge_coords).all()
+        ):
+            raise ValueError("inconsistent WalkNetwork arrays")
         self.source = dict(source or {})
 
     def __repr__(self) -> str:
@@ -214,11 +218,13 @@ class WalkNetwork:
         """All edge vertices (k, 2), their distance (m) along their edge, and the index of
         each edge's first vertex (m + 1 offsets)."""
         coords, starts = self.edge_coords, self.edge_offsets
-        d = np.diff(coords, axis=0)
-        seg = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
-        seg[starts[1:-1] - 1] = 0.0  # no segment between two edges
-        along = np.concatenate([[0.0], np.cumsum(seg)])
-        along -= np.repeat(along[starts[:-1]], np.diff(starts))
+        along = np.zeros(len(coords))
+        if len(coords) > 1:
+            seg = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
+            seg[starts[1:-1] - 1] = 0.0  # no segment between two edges
+            np.cumsum(seg, out=along[1:])
+            del seg
+            along -= np.repeat(along[starts[:-1]], np.diff(starts))
         return coords, along, starts
 
     @cached_property
@@ -263,7 +269,7 @@ class WalkNetwork:
     def edge_tree(self) -> shapely.STRtree:
         """Spatial index of edge geometries (for geometric queries; snapping uses the
         lighter :attr:`segment_index`)."""
-        return shapely.STRtree(self.edges.geometry.to_numpy())
+        return shapely.STRtree(self.edge_lines())
 
     @cached_property
     def segment_index(self) -> SegmentIndex:
@@ -314,7 +320,8 @@ def min_csr(
         first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         data = np.minimum.reduceat(data, first)
         key = key[first]
-    index = np.int32 if n < 2**31 - 1 else np.int64  # what scipy.sparse.csgraph works in
+    # int32 is what scipy.sparse.csgraph works in
+    index = np.int32 if max(n, key.size) < 2**31 - 1 else np.int64
     r, c = np.divmod(key, n)
     del key
     indptr = np.searchsorted(r, np.arange(n + 1)).astype(index)
@@ -362,11 +369,11 @@ def network_from_edges(
     if (kinds != shapely.GeometryType.LINESTRING).any():
         bad = int(np.flatnonzero(kinds != shapely.GeometryType.LINESTRING)[0])
         raise ValueError(
-            f"edge {edges.index[bad]!r} is a {shapely.get_type_id(geoms[bad])!s}, not a "
+            f"edge {edges.index[bad]!r} is a {geoms[bad].geom_type}, not a "
             "LineString; explode multi-part lines into edges first"
         )
     m = len(geoms)
-    _, coords, (offsets,) = shapely.to_ragged_array(geoms)
+    _, coords, (offsets,) = shapely.to_ragged_array(geoms, include_z=False)
     start, end = coords[offsets[:-1]], coords[offsets[1:] - 1]
     xy = np.concatenate([start, end])
     if all(c in edges.columns for c in node_ids):
@@ -765,7 +772,9 @@ def _download_failure(what: str, exc: Exception) -> str:
 
 def overpass_filter(*, keep_private: bool = False) -> str:
     """The Overpass way filter of the walk policy: the same patterns as
-    :func:`walkable_mask`, anchored the same way (``foot=unknown`` is not ``foot=no``)."""
+    :func:`walkable_mask`, anchored the same way (``foot=unknown`` is not ``foot=no``).
+    Overpass matches case-sensitively, so it may pass a ``foot=No`` way that the policy,
+    blind to case, drops: downloads go through :func:`walkable_mask` again."""
     access = "" if keep_private else '["access"!~"^private$"]["service"!~"^private$"]'
     return f'["highway"]["area"!~"^yes$"]{access}["highway"!~"{_EXCLUDED_HIGHWAY}"]["foot"!~"^no$"]'
 
@@ -793,7 +802,10 @@ def _osm_date(path: Path) -> str | None:
 def _write_cache(net: WalkNetwork, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {
-        "node_osmid": net.node_osmid.astype(str),
+        # OSM ids stay integers; other ids (generated, GraphML strings) are kept as text
+        "node_osmid": net.node_osmid
+        if net.node_osmid.dtype.kind in "iu"
+        else net.node_osmid.astype(str),
         "node_xy": net.node_xy,
         "u": net.edge_u,
         "v": net.edge_v,
@@ -810,17 +822,21 @@ def _write_cache(net: WalkNetwork, path: Path) -> None:
         log.warning("could not write network cache %s: %s", path, exc)
 
 
+def _ids(values: NDArray) -> NDArray:
+    return values if values.dtype.kind in "iu" else values.astype(object)
+
+
 def _read_cache(path: Path) -> WalkNetwork:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         attrs = {}
-        for col in ("highway", "name", "way"):
-            if f"attr_{col}" in z:
-                values = z[f"attr_{col}"].astype(object)
+        for key in z.files:
+            if key.startswith("attr_"):
+                values = z[key].astype(object)
                 values[values == ""] = None
-                attrs[col] = values
+                attrs[key.removeprefix("attr_")] = values
         return WalkNetwork(
             z["node_xy"], z["u"], z["v"], z["coords"], z["offsets"],
-            crs=pyproj.CRS.from_wkt(meta["crs"]), node_osmid=z["node_osmid"].astype(object),
+            crs=pyproj.CRS.from_wkt(meta["crs"]), node_osmid=_ids(z["node_osmid"]),
             edge_attrs=attrs, source={**meta["source"], "cached": str(path)},
         )  # fmt: skip

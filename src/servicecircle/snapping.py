@@ -7,15 +7,14 @@ where it meets the street.
 
 The nearest edge is found exactly without shapely objects for the edges (a million-edge
 network would need gigabytes of them): :class:`SegmentIndex` keeps sample points spread
-along every segment in a k-d tree, each segment point within ``reach_m`` of one of its
-segment's samples. The nearest sample's distance ``d0`` bounds the true nearest distance
-``d* ≤ d0``, so the nearest segment has a sample within ``d0 + reach_m``; all segments with
-a sample in that ball are measured exactly and the closest wins.
+along every segment in a k-d tree, each point of a segment within ``reach_m`` of one of
+its segment's samples. The nearest sample's distance ``d0`` bounds the true nearest
+distance ``d* ≤ d0``, so the nearest segment has a sample within ``d0 + reach_m``; all
+segments with a sample in that ball are measured exactly and the closest wins.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,7 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = ["SegmentIndex", "check_station_snaps", "snap_to_edges"]
 
-SAMPLE_SPACING_M = 100.0  # samples per segment: one per started 100 m
+# Samples per segment: one per started `spacing` metres, the spacing being the network's
+# median segment length clipped to this range. The search margin (half the spacing) then
+# scales with how dense the streets are, and so does the count of candidates per point:
+# a footway network of 10 m segments is searched 12.5 m wide, a grid of 80 m blocks 40 m
+# wide with one sample per block side.
+SAMPLE_SPACING_M = (25.0, 100.0)
+_NEIGHBOURS = 8  # samples fetched per point at first
+_CHUNK = 32_768  # points (or segments) per step: bounds the temporary arrays' memory
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class SegmentIndex:
     """
 
     tree: cKDTree
-    segment: NDArray[np.int64]
+    segment: NDArray[np.integer]
     reach_m: float
 
     @classmethod
@@ -61,40 +67,80 @@ class SegmentIndex:
             edges = np.asarray(edges, dtype=np.int64)
             first, last = starts[edges], starts[edges + 1] - 1
         n_seg = last - first  # segments per edge
-        seg = np.repeat(first - np.cumsum(n_seg) + n_seg, n_seg) + np.arange(n_seg.sum())
-        d = coords[seg + 1] - coords[seg]
-        length = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
-        k = np.maximum(np.ceil(length / SAMPLE_SPACING_M), 1).astype(np.int64)
-        owner = np.repeat(np.arange(seg.size), k)
-        # the centres of k equal parts: every point of the segment is within length / 2k
-        t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k) + 0.5) / k[owner]
-        xy = coords[seg[owner]] + d[owner] * t[:, None]
+        itype = np.int32 if len(coords) < 2**31 - 1 else np.int64
+        seg = (np.repeat(first - np.cumsum(n_seg) + n_seg, n_seg) + np.arange(n_seg.sum())).astype(
+            itype
+        )
+        del first, last, n_seg
+        length = np.hypot(*(coords[seg + 1] - coords[seg]).T)
+        spacing = float(np.clip(np.median(length), *SAMPLE_SPACING_M)) if seg.size else 1.0
+        k = np.maximum(np.ceil(length / spacing), 1).astype(np.int64)
         reach = float(np.max(length / (2 * k), initial=0.0))
-        return cls(cKDTree(xy), seg[owner], reach)
+        del length
+        # the centres of k equal parts of each segment: every point is within length / 2k;
+        # filled in chunks of segments, so a million-edge network needs no big temporaries
+        total = int(k.sum())
+        xy = np.empty((total, 2))
+        segment = np.empty(total, dtype=itype)
+        end = np.cumsum(k)
+        for i in range(0, seg.size, _CHUNK):
+            s_, k_ = seg[i : i + _CHUNK], k[i : i + _CHUNK]
+            owner = np.repeat(np.arange(s_.size), k_)
+            t = (np.arange(k_.sum()) - np.repeat(np.cumsum(k_) - k_, k_) + 0.5) / k_[owner]
+            a = coords[s_[owner]]
+            lo, hi = end[i] - k_[0], end[min(i + _CHUNK, seg.size) - 1]
+            xy[lo:hi] = a + (coords[s_[owner] + 1] - a) * t[:, None]
+            segment[lo:hi] = s_[owner]
+        return cls(cKDTree(xy, copy_data=False), segment, reach)
 
     def nearest(
         self, network: WalkNetwork, xy: NDArray[np.float64]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """Nearest segment of each point (m): its first vertex's position, the distance, and
         the projection's fraction along the segment. Ties go to the lower segment."""
-        coords = network.edge_coords
-        d0, _ = self.tree.query(xy)
-        balls = self.tree.query_ball_point(xy, d0 + self.reach_m + 1e-9, return_sorted=False)
-        counts = np.fromiter(map(len, balls), dtype=np.int64, count=len(balls))
-        sample = np.fromiter(itertools.chain.from_iterable(balls), np.int64, int(counts.sum()))
-        point = np.repeat(np.arange(len(xy)), counts)
-        seg = self.segment[sample]
+        out = [self._nearest(network.edge_coords, xy[i : i + _CHUNK])
+               for i in range(0, len(xy), _CHUNK)]  # fmt: skip
+        return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))  # type: ignore[return-value]
+
+    def _nearest(self, coords, xy):
+        n = len(xy)
+        radius = np.empty(n)
+        points, segments = [], []
+        todo, k = np.arange(n), min(_NEIGHBOURS, self.tree.n)
+        while todo.size:  # k nearest samples, k × 4 for the points whose ball holds more
+            dist, sample = self.tree.query(xy[todo], k=k)
+            dist, sample = dist.reshape(todo.size, k), sample.reshape(todo.size, k)
+            if todo.size == n and k == min(_NEIGHBOURS, self.tree.n):
+                # the ball that holds the nearest segment (module docstring), a hair
+                # wider for floating point; it always holds the nearest sample
+                radius = (dist[:, 0] + self.reach_m) * (1 + 1e-12) + 1e-9
+            inside = dist <= radius[todo][:, None]
+            more = inside[:, -1] if k < self.tree.n else np.zeros(todo.size, dtype=bool)
+            row, col = np.nonzero(inside & ~more[:, None])
+            points.append(todo[row])
+            segments.append(self.segment[sample[row, col]])
+            todo, k = todo[more], min(4 * k, self.tree.n)
+        point = np.concatenate(points)
+        seg = np.concatenate(segments).astype(np.int64)
+        if len(points) > 1:
+            order = np.argsort(point, kind="stable")
+            point, seg = point[order], seg[order]
         a = coords[seg]
         ab = coords[seg + 1] - a
         ap = xy[point] - a
         den = np.einsum("ij,ij->i", ab, ab)
         t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.where(den > 0, den, 1.0), 0.0, 1.0)
         off = ap - ab * t[:, None]
-        dist = np.sqrt(off[:, 0] * off[:, 0] + off[:, 1] * off[:, 1])
-        best = np.lexsort((seg, dist, point))
-        first = np.r_[0, np.cumsum(counts)[:-1]]  # every point has ≥ 1 candidate
-        best = best[first]
-        return seg[best], dist[best], t[best]
+        d = np.hypot(off[:, 0], off[:, 1])
+        # per point (candidates grouped by point, each point has one): the smallest
+        # distance, then the lowest segment among equals
+        start = np.flatnonzero(np.r_[True, point[1:] != point[:-1]])
+        size = np.diff(np.r_[start, d.size])
+        tie = d == np.repeat(np.minimum.reduceat(d, start), size)
+        key = np.where(tie, seg, np.iinfo(np.int64).max)
+        best = np.flatnonzero(tie & (seg == np.repeat(np.minimum.reduceat(key, start), size)))
+        best = best[np.r_[True, point[best][1:] != point[best][:-1]]]
+        return seg[best], d[best], t[best]
 
 
 def snap_to_edges(
@@ -130,12 +176,15 @@ def snap_to_edges(
     if len(pts) == 0:
         cols = ["edge", "offset_m", "leg_m", "to_u_m", "to_v_m", "snap_x", "snap_y"]
         return pd.DataFrame(columns=cols, index=geoms.index)
-    bad = np.flatnonzero(shapely.is_missing(pts) | shapely.is_empty(pts))
+    kind = shapely.get_type_id(pts)
+    if ((kind != shapely.GeometryType.POINT) & (kind != shapely.GeometryType.MISSING)).any():
+        raise ValueError("snap_to_edges takes points; use a representative point of shapes")
+    xy = np.full((len(pts), 2), np.nan)
+    has = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+    xy[has] = shapely.get_coordinates(pts[has])
+    bad = np.flatnonzero(~np.isfinite(xy).all(axis=1))
     if bad.size:
         raise SnapError(f"{bad.size} point(s) have no coordinates; first at position {bad[0]}")
-    if (shapely.get_type_id(pts) != shapely.GeometryType.POINT).any():
-        raise ValueError("snap_to_edges takes points; use a representative point of shapes")
-    xy = shapely.get_coordinates(pts)
     if network.n_edges == 0 or (edges is not None and len(edges) == 0):
         raise SnapError("there are no walkable edges to snap to")
     index = network.segment_index if edges is None else SegmentIndex.build(network, edges)
