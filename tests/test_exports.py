@@ -308,6 +308,141 @@ def test_settings_come_from_attrs_and_missing_keys_are_fine(tmp_path, grids, sta
     assert side["created"]
 
 
+# --------------------------------------------------------------------------------------------
+# CSV formula injection (CWE-1236): text cells Excel would evaluate get a leading '
+
+HYPERLINK = '=HYPERLINK("http://x","点击")'
+
+
+@pytest.fixture
+def risky() -> gpd.GeoDataFrame:
+    """Station-like points whose names come straight from user data."""
+    return gpd.GeoDataFrame(
+        {
+            "station_id": ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"],
+            "name": [HYPERLINK, "+1", "-驿站", "@SUM(1)", "\t=1", "幸福街道驿站", "a=b",
+                     None, "\r=2"],
+            "community": pd.array(["和平社区", "+cmd|' /C calc'!A0", None, "", "社区-1",
+                                   "和平社区", "和平社区", "和平社区", "和平社区"],
+                                  dtype="string"),
+            "walk_m": [-3.5, 12.0, None, -40.0, 0.0, 7.5, 300.0, -0.5, 1.0],
+            "n_grids": [-2, 0, 1, 3, -1, 5, 6, 7, 8],
+            "code": pd.Series([-1, "=1+1", None, 2.5, "x", -0.5, "y", "z", "w"], dtype=object),
+        },
+        geometry=[Point(121.5, 31.25)] * 9,
+        crs="EPSG:4326",
+    )  # fmt: skip
+
+
+# written by hand: exactly the cells starting with = + - @ tab or CR carry the quote
+RISKY_HEADER = ["station_id", "name", "community", "walk_m", "n_grids", "code", "lon", "lat"]
+RISKY_GUARDED = [
+    ["S1", "'" + HYPERLINK, "和平社区", "-3.5", "-2", "-1", "121.5", "31.25"],
+    ["S2", "'+1", "'+cmd|' /C calc'!A0", "12.0", "0", "'=1+1", "121.5", "31.25"],
+    ["S3", "'-驿站", "", "", "1", "", "121.5", "31.25"],
+    ["S4", "'@SUM(1)", "", "-40.0", "3", "2.5", "121.5", "31.25"],
+    ["S5", "'\t=1", "社区-1", "0.0", "-1", "x", "121.5", "31.25"],
+    ["S6", "幸福街道驿站", "和平社区", "7.5", "5", "-0.5", "121.5", "31.25"],
+    ["S7", "a=b", "和平社区", "300.0", "6", "y", "121.5", "31.25"],
+    ["S8", "", "和平社区", "-0.5", "7", "z", "121.5", "31.25"],
+    ["S9", "'\r=2", "和平社区", "1.0", "8", "w", "121.5", "31.25"],
+]
+# (row, column); numbers in the mixed "code" column (-1, -0.5) are not text: left alone
+RISKY_CHANGED = {(0, 1), (1, 1), (1, 2), (1, 5), (2, 1), (3, 1), (4, 1), (8, 1)}
+
+
+def test_csv_formula_guard_quotes_exactly_the_risky_text_cells(tmp_path, risky):
+    raw = exports.write_csv(risky, tmp_path / "s.csv").read_bytes()
+    header, *body = _read_csv_excel_style(raw, "utf-8-sig")
+    assert header == RISKY_HEADER
+    assert body == RISKY_GUARDED
+    raw_plain = exports.write_csv(risky, tmp_path / "p.csv", formula_guard=False).read_bytes()
+    _, *plain = _read_csv_excel_style(raw_plain, "utf-8-sig")
+    for i, (got, unguarded) in enumerate(zip(body, plain, strict=True)):
+        for j, (cell, before) in enumerate(zip(got, unguarded, strict=True)):
+            if (i, j) in RISKY_CHANGED:
+                assert cell == "'" + before
+            else:
+                assert cell.encode("utf-8") == before.encode("utf-8")
+    # the raw bytes: the quote sits inside the CSV quoting, the rest is untouched
+    assert b'"\'=HYPERLINK(""http://x"",""' + "点击".encode() + b'"")"' in raw
+    assert "\r\nS6,幸福街道驿站,和平社区,7.5,5,-0.5,121.5,31.25\r\n".encode() in raw
+    assert "\r\nS7,a=b,和平社区,300.0,6,y,121.5,31.25\r\n".encode() in raw
+    # numbers stay numbers for pandas (and Excel): negatives are not quoted
+    back = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig")
+    assert back["walk_m"].tolist()[:2] == [-3.5, 12.0]
+    assert math.isnan(back["walk_m"][2])
+    assert back["n_grids"].tolist() == [-2, 0, 1, 3, -1, 5, 6, 7, 8]
+    assert back["name"][0] == "'" + HYPERLINK
+    side = json.loads(exports.sidecar_path(tmp_path / "s.csv").read_text(encoding="utf-8"))
+    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 8}
+    assert side["export"]["layers"][0]["rows"] == 9
+
+
+def test_csv_formula_guard_off_writes_cells_as_given(tmp_path, risky):
+    out = exports.write_csv(risky, tmp_path / "s.csv", formula_guard=False)
+    header, *body = _read_csv_excel_style(out.read_bytes(), "utf-8-sig")
+    assert header == RISKY_HEADER
+    assert [row[1] for row in body] == [
+        HYPERLINK, "+1", "-驿站", "@SUM(1)", "\t=1", "幸福街道驿站", "a=b", "", "\r=2",
+    ]  # fmt: skip
+    assert body[1][2] == "+cmd|' /C calc'!A0"
+    side = json.loads(exports.sidecar_path(out).read_text(encoding="utf-8"))
+    assert side["export"]["formula_guard"] == {"applied": False, "cells_changed": 0}
+
+
+def test_csv_formula_guard_counts_zero_on_clean_tables(tmp_path, grids):
+    exports.write_csv(grids, tmp_path / "g.csv")
+    side = json.loads((tmp_path / "g.csv.meta.json").read_text(encoding="utf-8"))
+    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 0}
+
+
+def test_csv_formula_guard_leaves_gbk_errors_naming_the_value_as_given(tmp_path, risky):
+    risky.loc[1, "name"] = "=咖啡☕"
+    with pytest.raises(ExportError, match=r"'name', row 3 \(station_id=S2\): '=咖啡☕' has '☕'"):
+        exports.write_csv(risky, tmp_path / "s.csv", encoding="gbk")
+    assert _listing(tmp_path) == set()
+    risky.loc[1, "name"] = "+1"
+    raw = exports.write_csv(risky, tmp_path / "s.csv", encoding="gbk").read_bytes()
+    _, *body = _read_csv_excel_style(raw, "gbk")
+    assert body == RISKY_GUARDED
+
+
+def test_formula_guard_never_touches_geojson_or_gpkg(tmp_path, risky, meta):
+    written = exports.export_all(
+        tmp_path, {"stations": risky}, metadata=meta, csv_layers=["stations"]
+    )
+    assert [p.name for p in written] == [
+        "coverage_stations.csv",
+        "coverage_stations.geojson",
+        "coverage.gpkg",
+    ]
+    _, *body = _read_csv_excel_style(written[0].read_bytes(), "utf-8-sig")
+    assert body == RISKY_GUARDED
+    names = [HYPERLINK, "+1", "-驿站", "@SUM(1)", "\t=1", "幸福街道驿站", "a=b", None, "\r=2"]
+    doc = json.loads(written[1].read_text(encoding="utf-8"))
+    assert [f["properties"]["name"] for f in doc["features"]] == names
+    assert doc["features"][1]["properties"]["community"] == "+cmd|' /C calc'!A0"
+    assert doc["features"][0]["properties"]["walk_m"] == -3.5
+    gpkg = pyogrio.read_dataframe(written[2], layer="stations")
+    assert gpkg["name"].tolist()[:7] == names[:7]
+    assert gpkg["name"][8] == "\r=2"
+    assert gpkg["community"][1] == "+cmd|' /C calc'!A0"
+    for p in written[1:]:
+        side = json.loads(exports.sidecar_path(p).read_text(encoding="utf-8"))
+        assert "formula_guard" not in side["export"]
+    side = json.loads(exports.sidecar_path(written[0]).read_text(encoding="utf-8"))
+    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 8}
+    # export_all passes the switch on to write_csv
+    (off,) = exports.export_all(
+        tmp_path / "off", {"stations": risky}, formats=["csv"], csv_layers=["stations"],
+        formula_guard=False,
+    )  # fmt: skip
+    _, *body = _read_csv_excel_style(off.read_bytes(), "utf-8-sig")
+    assert body[0][1] == HYPERLINK
+    assert body[2][1] == "-驿站"
+
+
 def test_metadata_made_json_safe():
     out = exports.prepare_metadata(
         {"a": np.float64(1.5), "b": float("nan"), "c": Path("/x/y.csv"), "d": (1, np.int64(2))}

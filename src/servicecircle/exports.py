@@ -7,7 +7,8 @@ CSV
     ``encoding="gbk"`` for old Excel versions (a value GBK cannot hold stops the export with
     the column, row and character named). ``\\r\\n`` line ends, comma separated, geometry
     dropped (point layers get ``lon``/``lat`` columns in WGS84 degrees), empty cell = unknown
-    or unreachable (``NaN`` and ``inf``).
+    or unreachable (``NaN`` and ``inf``). Text cells that Excel would run as a formula get a
+    leading ``'`` (see :func:`write_csv`).
 GeoJSON
     RFC 7946: WGS84 longitude/latitude (layers in another CRS are reprojected), at most 7
     decimals (≈ 1 cm), no ``crs`` member, UTF-8. The settings are also embedded as a
@@ -94,8 +95,13 @@ def write_csv(
     encoding: str = "utf-8-sig",
     overwrite: bool = False,
     protect: Iterable[str | Path] = (),
+    formula_guard: bool = True,
 ) -> Path:
     """Write a table as an Excel-friendly CSV plus its ``.meta.json`` sidecar.
+
+    Excel and WPS evaluate a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+    return as a formula (CWE-1236), so such text cells (names from the inputs) are written
+    with a leading ``'``; numbers and empty cells are never changed.
 
     Parameters
     ----------
@@ -115,6 +121,9 @@ def write_csv(
         Replace an existing output; otherwise an existing output is an error.
     protect
         Input files that must never be written over (checked even with ``overwrite``).
+    formula_guard
+        Prefix formula-like text cells with ``'`` (default); ``False`` writes them as given.
+        The sidecar records ``export.formula_guard``: ``applied`` and ``cells_changed``.
 
     Returns
     -------
@@ -124,7 +133,10 @@ def write_csv(
     path = Path(path)
     encoding = check_encoding(encoding)
     table = _csv_table(frame)
-    _check_encodable(table, encoding, path)
+    _check_encodable(table, encoding, path)  # first: errors show the values as given
+    changed = 0
+    if formula_guard:
+        table, changed = _guard_formulas(table)
     meta = prepare_metadata(metadata if metadata is not None else _settings_of(frame))
     side = _sidecar(
         meta,
@@ -132,6 +144,7 @@ def write_csv(
         fmt="csv",
         layers=[_layer_info(path.stem, table, meta)],
         encoding=encoding,
+        formula_guard={"applied": formula_guard, "cells_changed": changed},
     )
     _check_targets(
         [path, sidecar_path(path)], _protected(protect, [frame], meta), overwrite=overwrite
@@ -279,6 +292,7 @@ def export_all(
     overwrite: bool = False,
     protect: Iterable[str | Path] = (),
     csv_layers: Sequence[str] = DEFAULT_CSV_LAYERS,
+    formula_guard: bool = True,
 ) -> list[Path]:
     """Write every layer in the chosen formats into ``out_dir``; return the data files.
 
@@ -311,6 +325,9 @@ def export_all(
         As in :func:`write_csv`.
     csv_layers
         Spatial layers that also get a CSV (attributes only).
+    formula_guard
+        Quote formula-like text cells in the CSVs (see :func:`write_csv`); GeoJSON and
+        GeoPackage always keep the values as given.
     """
     out_dir = Path(out_dir)
     wanted = [f.strip().lower() for f in formats]
@@ -348,7 +365,13 @@ def export_all(
     for path, what in jobs:
         if path.suffix == ".csv":
             write_csv(
-                what, path, metadata=meta, encoding=encoding, overwrite=overwrite, protect=guard
+                what,
+                path,
+                metadata=meta,
+                encoding=encoding,
+                overwrite=overwrite,
+                protect=guard,
+                formula_guard=formula_guard,
             )
         elif path.suffix == ".geojson":
             write_geojson(what, path, metadata=meta, overwrite=overwrite, protect=guard)
@@ -516,15 +539,18 @@ def _sidecar(
     fmt: str,
     layers: list[dict[str, Any]],
     encoding: str,
+    formula_guard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    export = {
+    export: dict[str, Any] = {
         "file": path.name,
         "format": fmt,
         "encoding": encoding,
         "exported": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
         "empty_values": "empty cell / null = unknown, or unreachable (infinite walk)",
-        "layers": layers,
     }
+    if formula_guard is not None:  # CSV only
+        export["formula_guard"] = formula_guard
+    export["layers"] = layers
     return {**meta, "export": export}
 
 
@@ -670,6 +696,37 @@ def _csv_table(frame: pd.DataFrame) -> pd.DataFrame:
         table["lon"] = pts.x.to_numpy()
         table["lat"] = pts.y.to_numpy()
     return _tidy(table)
+
+
+#: First characters that make Excel/WPS read a cell as a formula (OWASP CSV injection).
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guard_formulas(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The table with ``'`` before every text cell Excel would evaluate, and how many."""
+    out = table
+    changed = 0
+    for col in table.columns:
+        values = table[col]
+        dtype = values.dtype
+        if not (
+            pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+        ):
+            continue  # numbers, booleans, dates: never text
+        risky = np.array(
+            [isinstance(v, str) and v.startswith(_FORMULA_LEADS) for v in values], dtype=bool
+        )
+        if not risky.any():
+            continue
+        if out is table:
+            out = table.copy()
+        guarded = values.astype(object)
+        guarded[risky] = ["'" + v for v in values[risky]]
+        out[col] = guarded
+        changed += int(risky.sum())
+    return out, changed
 
 
 def check_encoding(encoding: str) -> str:
