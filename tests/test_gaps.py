@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from tests.netfixtures import UTM, lines_network
+from tests.netfixtures import UTM, X0, Y0, lines_network
 from tests.test_coverage import STREET, box, grids_frame, stations_at
 
 from servicecircle.coverage import compute_coverage
@@ -101,3 +101,33 @@ def test_gap_list_needs_the_threshold_columns():
         gap_list(res.grids, threshold_min=10)
     with pytest.raises(InputError, match="no ring for 10 min"):
         gap_polygons(res.grids, rings, thresholds_min=[10])
+
+
+def test_gap_polygons_equal_the_plain_difference_with_a_holed_ring():
+    # a ring with holes and several parts, and grids that cut through it anywhere
+    # (including one far outside): each gap is exactly grid − ring, computed directly
+    rng = np.random.default_rng(7)
+    lines = [
+        shapely.LineString(rng.uniform(0, 1500, (4, 2)) + np.array([X0, Y0])) for _ in range(12)
+    ]
+    ring = shapely.union_all(shapely.buffer(lines, 30.0, quad_segs=4))
+    assert any(len(p.interiors) for p in shapely.get_parts(ring))
+    rings = gpd.GeoDataFrame(
+        {"station_id": ["all"], "threshold_min": [5.0], "distance_m": [300.0]},
+        geometry=[ring],
+        crs=UTM,
+    )
+    cells = [
+        box(x, y, x + 230, y + 170) for x in range(-100, 1600, 230) for y in range(-50, 1600, 170)
+    ]
+    cells.append(box(5000, 5000, 5100, 5100))
+    grids = grids_frame(cells)
+    gaps = gap_polygons(grids, rings, min_area_m2=0.0).to_crs(UTM)
+    want = shapely.difference(np.array(cells, dtype=object), ring)
+    got = dict(zip(gaps["grid_id"], gaps.geometry, strict=True))
+    for i, w in enumerate(want):
+        g = got.get(f"g{i}", shapely.Polygon())
+        # WGS84 round trip of the output: centimetres, so compare areas and the
+        # symmetric difference in m²
+        assert shapely.area(g) == pytest.approx(shapely.area(w), abs=0.05), i
+        assert shapely.area(shapely.symmetric_difference(g, w)) < 0.5, i

