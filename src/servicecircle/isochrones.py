@@ -9,10 +9,12 @@ the frontage width (the depth of a street front) and unioned; holes stay holes. 
 is unioned with the next smaller one, so 5 ⊂ 10 ⊂ 15 holds by construction, not only up
 to the buffer's arc approximation.
 
-Speed (GEOS unions dominate): only pieces new at a threshold are buffered; each station's
-pieces are chained into strokes that run straight on through nodes, so a few long buffers
-are unioned instead of many short ones (same region, up to the arc approximation); stations
-are unioned in parallel threads and processed in batches to bound memory.
+Speed (GEOS buffering dominates): only pieces new at a threshold are buffered; each
+station's pieces are chained into strokes that run straight on through nodes (same region,
+up to the arc approximation), and a station's strokes are buffered as one collection, so
+GEOS nodes their offset curves in one pass instead of unioning buffer after buffer (1.5-2x
+faster; on raw pieces that one pass would be 10-20x slower). Stations run in parallel
+threads and in batches that bound memory.
 """
 
 from __future__ import annotations
@@ -317,24 +319,27 @@ def _union_buffers(pieces, grp, k, frontage_m, previous):
         parts, pgrp = parts[order], pgrp[order]
     else:
         parts, pgrp = pieces, grp
-    # buffering pieces one by one and unioning is ~8x faster in GEOS than buffering
-    # one MultiLineString of them
-    buffers = shapely.buffer(parts, frontage_m, quad_segs=_QUAD_SEGS)
     bounds = np.searchsorted(pgrp, np.arange(k + 1))
     empty = shapely.Polygon()
 
     def union(i: int) -> shapely.Geometry:
-        geoms = buffers[bounds[i] : bounds[i + 1]]
+        # one buffer of the group's strokes as a collection: GEOS nodes all offset curves
+        # in one pass, 1.5-2x faster than unioning the strokes' buffers
+        lines = parts[bounds[i] : bounds[i + 1]]
+        poly = (
+            shapely.buffer(shapely.geometrycollections(lines), frontage_m, quad_segs=_QUAD_SEGS)
+            if lines.size
+            else empty
+        )
         if previous is not None and not previous[i].is_empty:
-            geoms = np.concatenate([[previous[i]], geoms])
-        if geoms.size == 0:
-            return empty
-        poly = shapely.union_all(geoms)
+            poly = shapely.union(previous[i], poly)
         return empty if poly.is_empty else poly
 
     if k == 1:
+        # one group over a whole district: buffers unioned in parallel strips
+        buffers = shapely.buffer(parts, frontage_m, quad_segs=_QUAD_SEGS)
         polys = np.array([_union_parallel(buffers, previous[0] if previous is not None else None)])
-    elif _WORKERS > 1 and buffers.size > 1000:
+    elif _WORKERS > 1 and parts.size > 1000:
         # GEOS releases the GIL: stations are unioned in parallel threads
         with ThreadPoolExecutor(_WORKERS) as pool:
             polys = np.array(list(pool.map(union, range(k))), dtype=object)
