@@ -74,7 +74,10 @@ TIER_STYLE = {
 }  # fmt: skip
 # Okabe–Ito colours, one per threshold (5, 10, 15 min), then repeated
 _RING_COLORS = ("#009e73", "#e69f00", "#56b4e9", "#0072b2")
-_GAP_STYLE = {"color": "#7f2704", "weight": 1, "fillColor": "#d55e00", "fillOpacity": 0.55}
+# gaps shade the grid colours instead of hiding them: where a grid is mostly gap (the
+# usual case at 5 min) an opaque fill would cover the whole coverage layer
+_GAP_STYLE = {"color": "#000000", "weight": 0.6, "opacity": 0.5, "fillColor": "#000000",
+              "fillOpacity": 0.35}  # fmt: skip
 _CATEGORY_COLORS = (
     "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#cc79a7", "#8c510a", "#01665e",
 )  # fmt: skip
@@ -644,8 +647,11 @@ def _legend_html(
         out.append(_row(_swatch(_NO_DEMAND_COLOR, style="border-style:dashed"), "无需求 no demand"))
     if has_gaps:
         t = e(_tlabel(threshold_min)) if threshold_min is not None else ""
-        gap = _swatch(_GAP_STYLE["fillColor"], border=_GAP_STYLE["color"])
-        out.append(_row(gap, f"覆盖缺口 gaps: uncovered parts of grids ({t} min)"))
+        gap = _swatch(
+            COVERAGE_COLORS[0], border=_GAP_STYLE["color"],
+            style=f"box-shadow:inset 0 0 0 20px rgba(0,0,0,{_GAP_STYLE['fillOpacity']})",
+        )  # fmt: skip
+        out.append(_row(gap, f"覆盖缺口 gaps (shaded): parts of grids beyond {t} min"))
     out.append("<h5>驿站 stations</h5><div class='sc-wrap'>")
     for s in TIER_STYLE.values():
         stroke = s["stroke"] if s["stroke"] != "#ffffff" else "#000"
