@@ -212,12 +212,11 @@ def zhifu_inputs() -> dict[str, gpd.GeoDataFrame]:
     return district()
 
 
-@cache
-def zhifu_map(tiles: str = "none") -> folium.Map:
-    """The coverage map of :func:`zhifu_inputs`, built once per session and ``tiles``."""
+def map_of(d: dict, **kw) -> folium.Map:
+    """The coverage map of a fixture district (:func:`district`), without tiles by default."""
     from servicecircle import webmap
 
-    d = zhifu_inputs()
+    kw.setdefault("tiles", "none")
     return webmap.coverage_map(
         d["grids"],
         d["stations"],
@@ -226,5 +225,11 @@ def zhifu_map(tiles: str = "none") -> folium.Map:
         resources=d["resources"],
         sites=d["sites"],
         metadata=META,
-        tiles=tiles,
+        **kw,
     )
+
+
+@cache
+def zhifu_map(tiles: str = "none") -> folium.Map:
+    """The coverage map of :func:`zhifu_inputs`, built once per session and ``tiles``."""
+    return map_of(zhifu_inputs(), tiles=tiles)

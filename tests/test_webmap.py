@@ -58,18 +58,7 @@ def small() -> dict[str, gpd.GeoDataFrame]:
     return mf.district(n_side=4, n_stations=6, street_m=150.0)
 
 
-def small_map(d, **kw):
-    kw.setdefault("tiles", "none")
-    return webmap.coverage_map(
-        d["grids"],
-        d["stations"],
-        rings=d["rings"],
-        gaps=d["gaps"],
-        resources=d["resources"],
-        sites=d["sites"],
-        metadata=mf.META,
-        **kw,
-    )
+small_map = mf.map_of
 
 
 # --------------------------------------------------------------------------- encoding

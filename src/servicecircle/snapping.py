@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 
 from servicecircle.crs import WGS84
 from servicecircle.errors import ServiceCircleWarning, SnapError
+from servicecircle.network import csr_row_positions
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -61,17 +62,13 @@ class SegmentIndex:
     def build(cls, network: WalkNetwork, edges: NDArray[np.integer] | None = None) -> SegmentIndex:
         """Index the segments of ``edges`` (edge positions; default all edges)."""
         coords, _, starts = network.edge_vertices
-        if edges is None:
-            first, last = starts[:-1], starts[1:] - 1
-        else:
-            edges = np.asarray(edges, dtype=np.int64)
-            first, last = starts[edges], starts[edges + 1] - 1
-        n_seg = last - first  # segments per edge
+        rows = np.arange(network.n_edges) if edges is None else np.asarray(edges, np.int64)
+        vertex = csr_row_positions(starts, rows)
+        last = np.zeros(len(coords), dtype=bool)
+        last[starts[1:] - 1] = True  # an edge's last vertex starts no segment
         itype = np.int32 if len(coords) < 2**31 - 1 else np.int64
-        seg = (np.repeat(first - np.cumsum(n_seg) + n_seg, n_seg) + np.arange(n_seg.sum())).astype(
-            itype
-        )
-        del first, last, n_seg
+        seg = vertex[~last[vertex]].astype(itype)
+        del rows, vertex, last
         length = np.hypot(*(coords[seg + 1] - coords[seg]).T)
         spacing = float(np.clip(np.median(length), *SAMPLE_SPACING_M)) if seg.size else 1.0
         k = np.maximum(np.ceil(length / spacing), 1).astype(np.int64)
@@ -104,13 +101,13 @@ class SegmentIndex:
 
     def _nearest(self, coords, xy):
         n = len(xy)
-        radius = np.empty(n)
+        radius = None
         points, segments = [], []
         todo, k = np.arange(n), min(_NEIGHBOURS, self.tree.n)
         while todo.size:  # k nearest samples, k × 4 for the points whose ball holds more
             dist, sample = self.tree.query(xy[todo], k=k)
             dist, sample = dist.reshape(todo.size, k), sample.reshape(todo.size, k)
-            if todo.size == n and k == min(_NEIGHBOURS, self.tree.n):
+            if radius is None:  # first round, all points
                 # the ball that holds the nearest segment (module docstring), a hair
                 # wider for floating point; it always holds the nearest sample
                 radius = (dist[:, 0] + self.reach_m) * (1 + 1e-12) + 1e-9
