@@ -7,6 +7,7 @@ Chromium (``/usr/bin/chromium``, installed by ``.ci/run``). Requests other than
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -132,6 +133,7 @@ def open_map(
     ``n_station_markers``, ``dialogs`` (alert/confirm messages fired), ``opened_texts``,
     ``search_tips``, ``load_ms`` (navigation start to the load event) and ``wall_ms``.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     exe = chromium_or_skip()
@@ -193,8 +195,13 @@ def open_map(
             if search_text is not None:
                 box = page.locator(".leaflet-control-search input.search-input")
                 box.press_sequentially(search_text, delay=20)  # leaflet-search acts on keyup
-                page.wait_for_timeout(400)
-                report["search_tips"] = page.locator(".search-tip").all_text_contents()
+                # leaflet-search waits delayType (400 ms) after the last key before it
+                # filters, so wait for the tips themselves, not a fixed time
+                tips = page.locator(".search-tip")
+                with contextlib.suppress(PlaywrightTimeout):  # none: an empty list
+                    tips.first.wait_for(state="attached", timeout=10_000)
+                page.wait_for_timeout(100)
+                report["search_tips"] = tips.all_text_contents()
             page.wait_for_timeout(300)  # let any injected onerror handler fire
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=False)
