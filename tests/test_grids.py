@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 import warnings
 
 import geopandas as gpd
@@ -417,10 +416,7 @@ def test_shanghai_grids(shared_data, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ServiceCircleWarning)
         net = netmod.load_network(shared_data / "shanghai" / "shanghai_center_drive.osm.bz2")
-    start = time.perf_counter()
     out = grids.generate_grids(net)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 30, f"generating grids took {elapsed:.1f} s"
     assert len(out) == 1024
     assert out["community"].nunique() == 150
     assert out["subdistrict"].nunique() == 12
