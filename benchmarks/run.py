@@ -331,7 +331,7 @@ def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
     """Run one case; returns its metrics (seconds), exactness and info as plain data."""
     import shapely
 
-    from servicecircle import isochrones, reach, snapping
+    from servicecircle import exports, isochrones, reach, snapping
     from servicecircle import network as netmod
     from servicecircle.errors import ServiceCircleWarning
     from servicecircle.settings import settings
@@ -384,6 +384,20 @@ def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
         )  # fmt: skip
 
     info["rss_pre_rings_mib"] = peak_rss_mib()
+    # first streamed to a GeoPackage (the peak RSS only grows: this must come before the
+    # run that holds every ring)
+    log(f"{name}: our rings streamed to a GeoPackage")
+    with Clock() as streamed:
+        sr = reach.station_reach(net, sn, limit_m=max(DISTANCES_M))
+        chunks = isochrones.iter_station_rings(
+            net, stations, sn, sr, distances_m=DISTANCES_M, thresholds_min=THRESHOLDS_MIN,
+            frontage_m=FRONTAGE_M,
+        )  # fmt: skip
+        gpkg = exports.write_gpkg(Path(tmp.name) / "rings.gpkg", {"rings": chunks})
+        del sr
+    info["rings_streamed_total"] = streamed.per(1)
+    info["rings_gpkg_mib"] = gpkg.stat().st_size / 2**20
+    info["rss_streamed_mib"] = peak_rss_mib()
     log(f"{name}: our rings ({k} stations x 3, {isochrones._WORKERS} thread(s))")
     with Clock() as ours_rings:
         rings = our_rings()
@@ -536,6 +550,12 @@ def table(results: list[dict[str, Any]]) -> str:
                 f" / missing vs exact: {area}"
             )
             lines.append(f"{pad}  their street length ÷ exact reached length: {lens}")
+        rs = info["rings_streamed_total"]
+        lines.append(
+            f"{pad}peak RSS {info['rss_streamed_mib']:,.0f} MiB for the whole run with the rings "
+            f"streamed to a GeoPackage ({info['rings_gpkg_mib']:,.0f} MiB; "
+            f"{fmt_s(rs['wall'])} wall with the station reach and the writing)"
+        )
         lines.append(
             f"{pad}peak RSS {info['rss_pre_rings_mib']:,.0f} MiB before the rings, "
             f"{info['rss_ours_mib']:,.0f} MiB holding all {info['ring_polys']:,} rings "
@@ -639,9 +659,13 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     peak = max((r["info"].get("rss_total_mib", 0) for r in results if "info" in r), default=0)
     ours = max((r["info"].get("rss_ours_mib", 0) for r in results if "info" in r), default=0)
+    streamed = max(
+        (r["info"].get("rss_streamed_mib", 0) for r in results if "info" in r), default=0
+    )
     text += (
-        f"\npeak RSS of any case: {ours:,.0f} MiB for our engine, {peak:,.0f} MiB with the "
-        f"networkx baselines (target < 1,024 MiB); total wall time {wall / 60:.1f} min"
+        f"\npeak RSS of any case (target < 1,024 MiB): {streamed:,.0f} MiB for the whole run "
+        f"with rings streamed to a GeoPackage, {ours:,.0f} MiB holding every ring in memory, "
+        f"{peak:,.0f} MiB with the networkx baselines; total wall time {wall / 60:.1f} min"
     )
     print(text)
     if args.write:

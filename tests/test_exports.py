@@ -611,6 +611,61 @@ def test_gpkg_failure_midway_leaves_nothing_and_keeps_old_file(tmp_path, layers,
     assert _listing(tmp_path) == {"old.gpkg", "old.gpkg.meta.json"}
 
 
+def _ring_chunk(i0: int, n: int, *, multi_at: int | None = None) -> gpd.GeoDataFrame:
+    """``n`` squares 100 m apart in UTM 51N; row ``multi_at`` is a two-part MultiPolygon."""
+    geoms = []
+    for i in range(i0, i0 + n):
+        sq = Polygon([(x + 100 * i, y) for x, y in SQUARE_UTM])
+        far = Polygon([(x + 100 * i, y + 1000) for x, y in SQUARE_UTM])
+        geoms.append(MultiPolygon([sq, far]) if i == multi_at else sq)
+    return gpd.GeoDataFrame(
+        {"station_id": [f"站{i}" for i in range(i0, i0 + n)], "distance_m": 300.0},
+        geometry=geoms,
+        crs=UTM51,
+    )
+
+
+def test_gpkg_streamed_layer_equals_the_whole_layer(tmp_path, meta, stations):
+    # first chunk all Polygon, a MultiPolygon only in the last one
+    chunks = [_ring_chunk(0, 3), _ring_chunk(3, 2), _ring_chunk(5, 4, multi_at=7)]
+    held = []
+
+    def stream():
+        for c in chunks:
+            held.append(len(c))
+            yield c
+
+    out = exports.write_gpkg(
+        tmp_path / "s.gpkg", {"stations": stations, "rings": stream()}, metadata=meta
+    )
+    assert held == [3, 2, 4]
+    assert dict(pyogrio.list_layers(out))["rings"] == "MultiPolygon"
+    got = pyogrio.read_dataframe(out, layer="rings")
+    assert list(got["station_id"]) == [f"站{i}" for i in range(9)]
+    # same shapes as written: areas in UTM (each square 200 m × 200 m, row 7 two of them)
+    areas = got.to_crs(UTM51).area.to_numpy()
+    np.testing.assert_allclose(areas, [40000.0] * 7 + [80000.0, 40000.0], rtol=1e-6)
+    info = pyogrio.read_info(out, layer="rings")
+    assert json.loads(info["layer_metadata"]["servicecircle"])["walk"]["speed_m_per_min"] == 60.0
+    side = json.loads(exports.sidecar_path(out).read_text(encoding="utf-8"))
+    lay = {x["name"]: x for x in side["export"]["layers"]}
+    assert lay["rings"]["rows"] == 9
+    assert lay["rings"]["geometry_types"] == ["MultiPolygon", "Polygon"]
+    assert lay["stations"]["rows"] == len(stations)
+
+
+def test_gpkg_streamed_layer_failure_and_empty_stream_leave_nothing(tmp_path, meta):
+    def broken():
+        yield _ring_chunk(0, 2)
+        raise RuntimeError("rings failed")
+
+    with pytest.raises(RuntimeError, match="rings failed"):
+        exports.write_gpkg(tmp_path / "a.gpkg", {"rings": broken()}, metadata=meta)
+    with pytest.raises(ValueError, match="'rings' came with no chunk"):
+        exports.write_gpkg(tmp_path / "b.gpkg", {"rings": iter([])}, metadata=meta)
+    assert _listing(tmp_path) == set()
+
+
 # --------------------------------------------------------------------------------------------
 # safe writing: atomic, overwrite policy, inputs protected
 

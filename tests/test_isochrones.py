@@ -9,6 +9,7 @@ import warnings
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -190,6 +191,50 @@ def test_cut_edges_equal_shapely_substrings_on_real_edges(helsinki):
         np.testing.assert_allclose(start, shapely.get_coordinates(ref)[0], atol=1e-6)
 
 
+def _helsinki_stations(net, k, seed):
+    rng = np.random.default_rng(seed)
+    e = rng.choice(net.n_edges, k, replace=False)
+    xy = shapely.line_interpolate_point(net.edge_lines(e), rng.random(e.size), normalized=True)
+    return gpd.GeoDataFrame(
+        {"station_id": [f"S{i}" for i in range(e.size)]},
+        geometry=shapely.points(shapely.get_coordinates(xy) + np.array([4.0, -3.0])),
+        crs=net.crs,
+    )
+
+
+def test_streamed_batches_hold_the_same_rings_as_each_station_alone(helsinki):
+    net = helsinki
+    distances = [150.0, 300.0]
+    stations = _helsinki_stations(net, 10, seed=5)
+    sn = snapping.snap_to_edges(net, stations)
+    sr = reach.station_reach(net, sn, limit_m=max(distances))
+    chunks = list(
+        isochrones.iter_station_rings(net, stations, sn, sr, distances_m=distances, batch_size=4)
+    )
+    assert [len(c) for c in chunks] == [8, 8, 4]  # stations per batch × 2 thresholds
+    together = isochrones.station_rings(net, stations, sn, sr, distances_m=distances)
+    # all stations at 150 m first, then at 300 m
+    assert list(together["station_id"]) == list(stations["station_id"]) * 2
+    assert list(together["distance_m"]) == [150.0] * 10 + [300.0] * 10
+    streamed = pd.concat(chunks, ignore_index=True)
+    for i in range(len(stations)):
+        one = stations.iloc[[i]].reset_index(drop=True)
+        sn1 = snapping.snap_to_edges(net, one)
+        sr1 = reach.station_reach(net, sn1, limit_m=max(distances))
+        alone = isochrones.station_rings(net, one, sn1, sr1, distances_m=distances)
+        sid = one["station_id"].iloc[0]
+        for frame in (streamed, together):
+            mine = frame[frame["station_id"] == sid].sort_values("distance_m")
+            assert list(mine["distance_m"]) == distances
+            np.testing.assert_allclose(mine["length_m"], alone["length_m"], rtol=0, atol=1e-9)
+            # the same region (strokes may chain differently on ties: vertex order differs)
+            diff = shapely.symmetric_difference(mine.geometry.values, alone.geometry.values)
+            assert (shapely.area(diff) < 1e-4).all()
+            np.testing.assert_allclose(mine["area_m2"], alone["area_m2"], rtol=1e-9)
+    with pytest.raises(ValueError, match="batch_size"):
+        next(isochrones.iter_station_rings(net, stations, sn, sr, distances_m=[1.0], batch_size=0))
+
+
 def test_ring_street_length_equals_networkx_on_helsinki(helsinki):
     """Reached street length per ring against networkx distances, edge by edge.
 
@@ -199,14 +244,7 @@ def test_ring_street_length_equals_networkx_on_helsinki(helsinki):
     """
     net = helsinki
     distances = [150.0, 300.0, 450.0]
-    rng = np.random.default_rng(3)
-    e = rng.choice(net.n_edges, 25, replace=False)
-    xy = shapely.line_interpolate_point(net.edge_lines(e), rng.random(e.size), normalized=True)
-    stations = gpd.GeoDataFrame(
-        {"station_id": [f"S{i}" for i in range(e.size)]},
-        geometry=shapely.points(shapely.get_coordinates(xy) + np.array([4.0, -3.0])),
-        crs=net.crs,
-    )
+    stations = _helsinki_stations(net, 25, seed=3)
     sn = snapping.snap_to_edges(net, stations)
     sr = reach.station_reach(net, sn, limit_m=max(distances))
     rings = isochrones.station_rings(net, stations, sn, sr, distances_m=distances)

@@ -218,10 +218,13 @@ def write_gpkg(
     path
         Output ``.gpkg`` file.
     layers
-        Layer name (letters, digits, ``_``, ``-``) to frame, in the order to write.
+        Layer name (letters, digits, ``_``, ``-``) to frame, in the order to write. A value
+        may also be an iterable of GeoDataFrames with the same columns (such as
+        :func:`~servicecircle.isochrones.iter_station_rings`): that layer is streamed, one
+        chunk held at a time, and a polygon layer is written as MultiPolygon.
     metadata
         Settings (see :func:`prepare_metadata`); default: the first ``attrs["settings"]``
-        found on the layers.
+        found on the (whole) layers.
     overwrite, protect
         As in :func:`write_csv`.
     """
@@ -233,18 +236,17 @@ def write_gpkg(
         _check_layer_name(name)
     if SETTINGS_TABLE in frames:
         raise ValueError(f"layer name {SETTINGS_TABLE!r} is reserved for the settings table")
+    whole = {name: f for name, f in frames.items() if isinstance(f, pd.DataFrame)}
     if metadata is None:
-        metadata = next((_settings_of(f) for f in frames.values() if _settings_of(f)), {})
+        metadata = next((_settings_of(f) for f in whole.values() if _settings_of(f)), {})
     meta = prepare_metadata(metadata)
     tables = {
         name: _spatial(f, name) if _is_spatial(f) else _tidy(pd.DataFrame(f))
-        for name, f in frames.items()
+        for name, f in whole.items()
     }
-    infos = [_layer_info(name, t, meta) for name, t in tables.items()]
-    side = _sidecar(meta, path, fmt="gpkg", layers=infos, encoding="utf-8")
     _check_targets(
         [path, sidecar_path(path)],
-        _protected(protect, frames.values(), meta),
+        _protected(protect, whole.values(), meta),
         overwrite=overwrite,
     )
     meta_json = json.dumps(meta, ensure_ascii=False, allow_nan=False)
@@ -253,15 +255,13 @@ def write_gpkg(
         # GDAL wants a .gpkg extension; build beside the temp file, then move onto it
         work = tmp.with_name(tmp.name.removesuffix(".tmp") + ".gpkg")
         try:
-            for info, (name, table) in zip(infos, tables.items(), strict=True):
-                pyogrio.write_dataframe(
-                    table,
-                    work,
-                    driver="GPKG",
-                    layer=name,
-                    layer_metadata={"servicecircle": meta_json},
-                    layer_options={"DESCRIPTION": info["description"]},
-                )
+            infos = []
+            for name, frame in frames.items():
+                if name in tables:
+                    infos.append(_write_layer(work, name, [tables[name]], meta, meta_json))
+                else:  # streamed chunk by chunk: only one chunk is held at a time
+                    chunks = (_spatial(c, name) for c in frame)
+                    infos.append(_write_layer(work, name, chunks, meta, meta_json, streamed=True))
             pyogrio.write_dataframe(
                 settings,
                 work,
@@ -274,8 +274,45 @@ def write_gpkg(
         finally:
             for leftover in (work, *(Path(f"{work}{s}") for s in _SQLITE_SIDE_FILES)):
                 leftover.unlink(missing_ok=True)
-        _write_json(tmp_side, side)
+        _write_json(tmp_side, _sidecar(meta, path, fmt="gpkg", layers=infos, encoding="utf-8"))
     return path
+
+
+def _write_layer(
+    work: Path,
+    name: str,
+    chunks: Iterable[pd.DataFrame],
+    meta: Mapping[str, Any],
+    meta_json: str,
+    *,
+    streamed: bool = False,
+) -> dict[str, Any]:
+    """Write one GPKG layer from its chunk(s), appending after the first; its sidecar info."""
+    info: dict[str, Any] | None = None
+    rows, types, promote = 0, set(), None
+    for table in chunks:
+        spatial = isinstance(table, gpd.GeoDataFrame)
+        kwargs: dict[str, Any] = {"append": True}
+        if info is None:
+            info = _layer_info(name, table, meta)
+            kwargs = {
+                "layer_metadata": {"servicecircle": meta_json},
+                "layer_options": {"DESCRIPTION": info["description"]},
+            }
+            # a streamed polygon layer may meet a MultiPolygon only in a later chunk
+            polygonal = set(info.get("geometry_types", ())) <= {"Polygon", "MultiPolygon"}
+            promote = True if streamed and spatial and polygonal else None
+        if spatial:
+            kwargs["promote_to_multi"] = promote
+            types |= set(table.geometry.geom_type.dropna())
+        pyogrio.write_dataframe(table, work, driver="GPKG", layer=name, **kwargs)
+        rows += len(table)
+    if info is None:
+        raise ValueError(f"layer {name!r} came with no chunk to write")
+    info["rows"] = rows
+    if "geometry_types" in info:
+        info["geometry_types"] = sorted(types)
+    return info
 
 
 _SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm", ".aux.xml")
