@@ -232,7 +232,9 @@ def test_streamed_batches_hold_the_same_rings_as_each_station_alone(helsinki):
             assert (shapely.area(diff) < 1e-4).all()
             np.testing.assert_allclose(mine["area_m2"], alone["area_m2"], rtol=1e-9)
     with pytest.raises(ValueError, match="batch_size"):
-        next(isochrones.iter_station_rings(net, stations, sn, sr, distances_m=[1.0], batch_size=0))
+        isochrones.iter_station_rings(net, stations, sn, sr, distances_m=[1.0], batch_size=0)
+    with pytest.raises(ValueError, match="reach limit"):
+        isochrones.iter_station_rings(net, stations, sn, sr, distances_m=[1e4])
 
 
 def test_ring_street_length_equals_networkx_on_helsinki(helsinki):

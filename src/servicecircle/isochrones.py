@@ -245,18 +245,23 @@ def iter_station_rings(
     thresholds = list(thresholds_min) if thresholds_min is not None else [np.nan] * len(distances)
     k = len(snapped)
     ids = stations["station_id"].to_numpy() if "station_id" in stations else np.arange(k)
-    for a in range(0, k, batch_size):
-        b = min(a + batch_size, k)
-        rings = _station_batch(network, snapped, sreach, a, b, distances, frontage_m)
-        n = len(distances)
-        yield _rings_frame(
-            network,
-            np.tile(ids[a:b], n),
-            np.repeat(thresholds, b - a),
-            np.repeat(distances, b - a),
-            np.concatenate([r[1] for r in rings]),
-            np.concatenate([r[0] for r in rings]),
-        )
+
+    # a generator inside, so bad arguments fail at the call, not at the first batch
+    def batches() -> Iterator[gpd.GeoDataFrame]:
+        for a in range(0, k, batch_size):
+            b = min(a + batch_size, k)
+            rings = _station_batch(network, snapped, sreach, a, b, distances, frontage_m)
+            n = len(distances)
+            yield _rings_frame(
+                network,
+                np.tile(ids[a:b], n),
+                np.repeat(thresholds, b - a),
+                np.repeat(distances, b - a),
+                np.concatenate([r[1] for r in rings]),
+                np.concatenate([r[0] for r in rings]),
+            )
+
+    return batches()
 
 
 def _rings_frame(network, ids, thresholds, distances, lengths, geoms):
