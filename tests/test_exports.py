@@ -626,8 +626,10 @@ def _ring_chunk(i0: int, n: int, *, multi_at: int | None = None) -> gpd.GeoDataF
 
 
 def test_gpkg_streamed_layer_equals_the_whole_layer(tmp_path, meta, stations):
-    # first chunk all Polygon, a MultiPolygon only in the last one
-    chunks = [_ring_chunk(0, 3), _ring_chunk(3, 2), _ring_chunk(5, 4, multi_at=7)]
+    # first chunk all Polygon, a MultiPolygon only in the last one; the middle chunk's
+    # columns in another order (written by name, not by position)
+    chunks = [_ring_chunk(0, 3), _ring_chunk(3, 2)[["distance_m", "geometry", "station_id"]]]
+    chunks.append(_ring_chunk(5, 4, multi_at=7))
     held = []
 
     def stream():
@@ -638,13 +640,23 @@ def test_gpkg_streamed_layer_equals_the_whole_layer(tmp_path, meta, stations):
     out = exports.write_gpkg(
         tmp_path / "s.gpkg", {"stations": stations, "rings": stream()}, metadata=meta
     )
+    whole = exports.write_gpkg(
+        tmp_path / "w.gpkg", {"rings": pd.concat([chunks[0], chunks[2]])}, metadata=meta
+    )
     assert held == [3, 2, 4]
     assert dict(pyogrio.list_layers(out))["rings"] == "MultiPolygon"
     got = pyogrio.read_dataframe(out, layer="rings")
+    assert list(got.columns) == ["station_id", "distance_m", "geometry"]
     assert list(got["station_id"]) == [f"站{i}" for i in range(9)]
+    assert (got["distance_m"] == 300.0).all()
     # same shapes as written: areas in UTM (each square 200 m × 200 m, row 7 two of them)
     areas = got.to_crs(UTM51).area.to_numpy()
     np.testing.assert_allclose(areas, [40000.0] * 7 + [80000.0, 40000.0], rtol=1e-6)
+    # rows 0-2 and 5-8 equal the same rows written as one whole layer
+    ref = pyogrio.read_dataframe(whole, layer="rings")
+    mine = got.iloc[[0, 1, 2, 5, 6, 7, 8]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine.drop(columns="geometry"), ref.drop(columns="geometry"))
+    assert mine.geometry.geom_equals_exact(ref.geometry, tolerance=0).all()
     info = pyogrio.read_info(out, layer="rings")
     assert json.loads(info["layer_metadata"]["servicecircle"])["walk"]["speed_m_per_min"] == 60.0
     side = json.loads(exports.sidecar_path(out).read_text(encoding="utf-8"))
@@ -654,16 +666,44 @@ def test_gpkg_streamed_layer_equals_the_whole_layer(tmp_path, meta, stations):
     assert lay["stations"]["rows"] == len(stations)
 
 
-def test_gpkg_streamed_layer_failure_and_empty_stream_leave_nothing(tmp_path, meta):
+def test_gpkg_streamed_layer_failures_leave_nothing_and_close_the_stream(tmp_path, meta):
+    closed = []
+
+    def stream(*later):
+        try:
+            yield _ring_chunk(0, 2)
+            yield from later
+        finally:
+            closed.append(True)
+
+    plain = pd.DataFrame(_ring_chunk(2, 1).drop(columns="geometry"))
+    ints = _ring_chunk(2, 1).assign(distance_m=1, station_id=7)
+    bad = [
+        (stream(_ring_chunk(2, 1).drop(columns="distance_m")), r"chunk 1 has other columns"),
+        (stream(_ring_chunk(2, 1).assign(extra=1)), r"extra \['extra'\]"),
+        (stream(ints), r"'station_id' is int64 in chunk 1 but \w+ in the first chunk"),
+        (stream(plain), r"chunk 1 is a DataFrame, not a GeoDataFrame"),
+        (iter([]), r"'rings' came with no chunk"),
+    ]
+    for chunks, message in bad:
+        with pytest.raises(ValueError, match=message):
+            exports.write_gpkg(tmp_path / "a.gpkg", {"rings": chunks}, metadata=meta)
+
     def broken():
         yield _ring_chunk(0, 2)
         raise RuntimeError("rings failed")
 
     with pytest.raises(RuntimeError, match="rings failed"):
-        exports.write_gpkg(tmp_path / "a.gpkg", {"rings": broken()}, metadata=meta)
-    with pytest.raises(ValueError, match="'rings' came with no chunk"):
-        exports.write_gpkg(tmp_path / "b.gpkg", {"rings": iter([])}, metadata=meta)
+        exports.write_gpkg(tmp_path / "b.gpkg", {"rings": broken()}, metadata=meta)
+    assert closed == [True] * 4  # every stream run to its clean-up
     assert _listing(tmp_path) == set()
+    # ints may widen into the first chunk's float column
+    ok = exports.write_gpkg(
+        tmp_path / "c.gpkg",
+        {"rings": iter([_ring_chunk(0, 1), _ring_chunk(1, 1).assign(distance_m=500)])},
+        metadata=meta,
+    )
+    assert list(pyogrio.read_dataframe(ok, layer="rings")["distance_m"]) == [300.0, 500.0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ import codecs
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pandas.api.types as ptypes
 import pyogrio
 import pyogrio.errors
 
@@ -199,7 +200,7 @@ def write_geojson(
 
 def write_gpkg(
     path: str | Path,
-    layers: Mapping[str, pd.DataFrame | None],
+    layers: Mapping[str, pd.DataFrame | Iterable[gpd.GeoDataFrame] | None],
     *,
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
@@ -219,9 +220,10 @@ def write_gpkg(
         Output ``.gpkg`` file.
     layers
         Layer name (letters, digits, ``_``, ``-``) to frame, in the order to write. A value
-        may also be an iterable of GeoDataFrames with the same columns (such as
+        may also be an iterator of GeoDataFrames with the same columns and types (such as
         :func:`~servicecircle.isochrones.iter_station_rings`): that layer is streamed, one
-        chunk held at a time, and a polygon layer is written as MultiPolygon.
+        chunk held at a time, and a polygon layer is written as MultiPolygon. An empty
+        stream is refused (its columns are unknown).
     metadata
         Settings (see :func:`prepare_metadata`); default: the first ``attrs["settings"]``
         found on the (whole) layers.
@@ -236,7 +238,7 @@ def write_gpkg(
         _check_layer_name(name)
     if SETTINGS_TABLE in frames:
         raise ValueError(f"layer name {SETTINGS_TABLE!r} is reserved for the settings table")
-    whole = {name: f for name, f in frames.items() if isinstance(f, pd.DataFrame)}
+    whole = {name: f for name, f in frames.items() if not _is_stream(f)}
     if metadata is None:
         metadata = next((_settings_of(f) for f in whole.values() if _settings_of(f)), {})
     meta = prepare_metadata(metadata)
@@ -260,7 +262,7 @@ def write_gpkg(
                 if name in tables:
                     infos.append(_write_layer(work, name, [tables[name]], meta, meta_json))
                 else:  # streamed chunk by chunk: only one chunk is held at a time
-                    chunks = (_spatial(c, name) for c in frame)
+                    chunks = _stream_chunks(name, frame)
                     infos.append(_write_layer(work, name, chunks, meta, meta_json, streamed=True))
             pyogrio.write_dataframe(
                 settings,
@@ -274,6 +276,9 @@ def write_gpkg(
         finally:
             for leftover in (work, *(Path(f"{work}{s}") for s in _SQLITE_SIDE_FILES)):
                 leftover.unlink(missing_ok=True)
+            for frame in frames.values():  # a stream left part-way runs its own clean-up
+                if _is_stream(frame) and hasattr(frame, "close"):
+                    frame.close()
         _write_json(tmp_side, _sidecar(meta, path, fmt="gpkg", layers=infos, encoding="utf-8"))
     return path
 
@@ -290,7 +295,7 @@ def _write_layer(
     """Write one GPKG layer from its chunk(s), appending after the first; its sidecar info."""
     info: dict[str, Any] | None = None
     rows, types, promote = 0, set(), None
-    for table in chunks:
+    for i, table in enumerate(chunks):
         spatial = isinstance(table, gpd.GeoDataFrame)
         kwargs: dict[str, Any] = {"append": True}
         if info is None:
@@ -299,9 +304,14 @@ def _write_layer(
                 "layer_metadata": {"servicecircle": meta_json},
                 "layer_options": {"DESCRIPTION": info["description"]},
             }
+            columns, dtypes = list(table.columns), table.dtypes
             # a streamed polygon layer may meet a MultiPolygon only in a later chunk
-            polygonal = set(info.get("geometry_types", ())) <= {"Polygon", "MultiPolygon"}
+            shapes = set(info.get("geometry_types", ()))
+            polygonal = bool(shapes) and shapes <= {"Polygon", "MultiPolygon"}
             promote = True if streamed and spatial and polygonal else None
+        else:
+            # GDAL appends fields by position and casts to the first chunk's field types
+            table = _like_first(name, i, table, columns, dtypes)
         if spatial:
             kwargs["promote_to_multi"] = promote
             types |= set(table.geometry.geom_type.dropna())
@@ -313,6 +323,48 @@ def _write_layer(
     if "geometry_types" in info:
         info["geometry_types"] = sorted(types)
     return info
+
+
+def _is_stream(frame: Any) -> bool:
+    """A layer given as chunks: an iterable that is no frame, series or mapping."""
+    return isinstance(frame, Iterable) and not isinstance(
+        frame, pd.DataFrame | pd.Series | Mapping | str | bytes
+    )
+
+
+def _stream_chunks(name: str, stream: Iterable[Any]) -> Iterator[gpd.GeoDataFrame]:
+    for i, chunk in enumerate(stream):
+        if not _is_spatial(chunk):
+            raise ValueError(
+                f"layer {name!r}: chunk {i} is a {type(chunk).__name__}, not a GeoDataFrame "
+                "with a geometry column; a streamed layer takes GeoDataFrames only"
+            )
+        yield _spatial(chunk, name)
+
+
+def _like_first(
+    name: str, i: int, table: pd.DataFrame, columns: list[str], dtypes: pd.Series
+) -> pd.DataFrame:
+    """Chunk ``i`` of a streamed layer in the first chunk's column order, or an error."""
+    if set(table.columns) != set(columns):
+        missing = sorted(set(columns) - set(table.columns))
+        extra = sorted(set(table.columns) - set(columns))
+        raise ValueError(
+            f"layer {name!r}: chunk {i} has other columns than the first chunk "
+            f"(missing {missing}, extra {extra}); every chunk needs the same columns"
+        )
+    table = table[columns]
+    for col in columns:
+        a, b = dtypes[col], table.dtypes[col]
+        # ints widen into a float field and text is text (object or str dtype); anything
+        # else would be cast or truncated by GDAL
+        text = all(ptypes.is_string_dtype(x) or ptypes.is_object_dtype(x) for x in (a, b))
+        if a != b and not text and not (a.kind in "iuf" and b.kind in "iu"):
+            raise ValueError(
+                f"layer {name!r}: column {col!r} is {b} in chunk {i} but {a} in the first "
+                "chunk; every chunk needs the same column types"
+            )
+    return table
 
 
 _SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm", ".aux.xml")

@@ -49,7 +49,7 @@ __all__ = [
 _QUAD_SEGS = 4  # arc quality of buffers: 4 segments per quarter circle, ≤ 0.6 m at 30 m
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))  # threads for GEOS unions (they release the GIL)
 # stations whose rings are built together: bounds the pieces and GEOS work held at once
-# (a 1M-node run streams its rings in 860 MiB at 64, 1,020 MiB at 256; same speed)
+# (streaming a 1M-node grid's rings peaked 160 MiB lower at 64 than at 256, same speed)
 _BATCH = 64
 
 
@@ -127,7 +127,8 @@ def cut_edges(
     """Pieces of edges between ``start_m`` and ``end_m`` metres from their ``u`` end.
 
     Vectorised substring: keeps the edge's inner vertices and interpolates the two cut
-    points. Pieces shorter than 1 mm come back as points.
+    points. A piece of zero length is a two-point line on one spot. Cuts at an edge's end
+    (0 or its length) land exactly on that end's node.
     """
     if edge.size == 0:
         return np.empty(0, dtype=object)
@@ -149,9 +150,11 @@ def cut_edges(
     p_end = _interp(coords, key, hi - 1, hi, b)
     # pieces reaching an edge's end end exactly on its node (vertex distances are running
     # sums, off by ~1e-9 m), so strokes chain through nodes that pieces share
-    at_u, at_v = start_m <= 0.0, end_m >= network.edge_length_m[edge]
-    p_start[at_u] = coords[first[:-1][at_u]]
-    p_end[at_v] = coords[first[1:][at_v] - 1]
+    length = network.edge_length_m[edge]
+    for p, cut in ((p_start, start_m), (p_end, end_m)):
+        at_u, at_v = cut <= 0.0, cut >= length
+        p[at_u] = coords[first[:-1][at_u]]
+        p[at_v] = coords[first[1:][at_v] - 1]
     inner = np.maximum(hi - lo, 0)
     counts = inner + 2
     total = counts.sum()
@@ -183,6 +186,7 @@ def station_rings(
     distances_m: Sequence[float],
     thresholds_min: Sequence[float] | None = None,
     frontage_m: float = 30.0,
+    batch_size: int = _BATCH,
 ) -> gpd.GeoDataFrame:
     """Ring polygons per station and threshold (network CRS, metres).
 
@@ -193,7 +197,9 @@ def station_rings(
     sreach
         :func:`~servicecircle.reach.station_reach` result with ``limit_m ≥ max(distances_m)``.
     distances_m
-        Walk distances (m), ascending; ``thresholds_min`` labels them in minutes.
+        Walk distances (m), strictly ascending; ``thresholds_min`` labels them in minutes.
+    batch_size
+        Stations whose rings are built together (bounds the memory of the work).
 
     Returns
     -------
@@ -205,15 +211,17 @@ def station_rings(
     chunks = list(
         iter_station_rings(
             network, stations, snapped, sreach, distances_m=distances_m,
-            thresholds_min=thresholds_min, frontage_m=frontage_m,
+            thresholds_min=thresholds_min, frontage_m=frontage_m, batch_size=batch_size,
         )
     )  # fmt: skip
     if not chunks:
         return _rings_frame(network, [], [], [], [], [])
     out = pd.concat(chunks, ignore_index=True)
-    # batch-major to threshold-major: every station at 5 min, then at 10, …
-    order = np.argsort(out["distance_m"].to_numpy(), kind="stable")
-    return out.take(order).reset_index(drop=True)
+    # batch-major to threshold-major (every station at 5 min, then at 10, …): each batch's
+    # rows are threshold by threshold
+    n = len(distances_m)
+    level = np.concatenate([np.repeat(np.arange(n), len(c) // n) for c in chunks])
+    return out.take(np.argsort(level, kind="stable")).reset_index(drop=True)
 
 
 def iter_station_rings(
@@ -231,18 +239,16 @@ def iter_station_rings(
 
     Yields one GeoDataFrame per ``batch_size`` stations (their rows × thresholds, same
     columns as :func:`station_rings`), so only one batch's pieces and polygons are held at
-    a time: on a 1M-node street grid the rings of 5,000 stations take ~700 MiB together.
-    Write them with :func:`servicecircle.exports.write_gpkg`, which takes the iterator as
-    a layer.
+    a time (a 1M-node street grid with 5,033 stations: 0.88 GiB peak for the whole run
+    streamed, 1.38 GiB holding every ring; see ``benchmarks/results.md``). Write them with
+    :func:`servicecircle.exports.write_gpkg`, which takes the iterator as a layer.
+    Arguments are checked at the call; the rings are built as the batches are taken.
     """
-    distances = [float(d) for d in distances_m]
-    if max(distances) > sreach.limit_m + 1e-9:
-        raise ValueError(
-            f"station reach limit {sreach.limit_m} m < largest ring {max(distances)} m"
-        )
+    distances, thresholds = _ring_distances(distances_m, thresholds_min)
+    if distances[-1] > sreach.limit_m + 1e-9:
+        raise ValueError(f"station reach limit {sreach.limit_m} m < largest ring {distances[-1]} m")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    thresholds = list(thresholds_min) if thresholds_min is not None else [np.nan] * len(distances)
     k = len(snapped)
     ids = stations["station_id"].to_numpy() if "station_id" in stations else np.arange(k)
 
@@ -262,6 +268,26 @@ def iter_station_rings(
             )
 
     return batches()
+
+
+def _ring_distances(
+    distances_m: Sequence[float], thresholds_min: Sequence[float] | None
+) -> tuple[list[float], list[float]]:
+    """Distances checked (finite, > 0, strictly ascending: each ring grows from the one
+    before) and their minute labels (NaN when not given)."""
+    distances = [float(d) for d in distances_m]
+    if not distances:
+        raise ValueError("no ring distances given")
+    if not all(np.isfinite(distances)) or min(distances) <= 0:
+        raise ValueError(f"ring distances must be finite positive metres, got {distances}")
+    if (np.diff(distances) <= 0).any():
+        raise ValueError(f"ring distances must be strictly ascending, got {distances}")
+    if thresholds_min is None:
+        return distances, [np.nan] * len(distances)
+    thresholds = [float(t) for t in thresholds_min]
+    if len(thresholds) != len(distances):
+        raise ValueError(f"{len(thresholds)} threshold labels for {len(distances)} ring distances")
+    return distances, thresholds
 
 
 def _rings_frame(network, ids, thresholds, distances, lengths, geoms):
@@ -321,8 +347,7 @@ def reach_union_rings(
     Built from the multi-source distances, which equals the union of all station rings
     (a point is within ``T`` of some station iff its nearest station is within ``T``).
     """
-    distances = [float(d) for d in distances_m]
-    thresholds = list(thresholds_min) if thresholds_min is not None else [np.nan] * len(distances)
+    distances, thresholds = _ring_distances(distances_m, thresholds_min)
     e = np.arange(network.n_edges)
     du, dv = reach.dist_m[network.edge_u], reach.dist_m[network.edge_v]
     fin = np.isfinite(du) | np.isfinite(dv)
