@@ -375,7 +375,11 @@ def test_csv_formula_guard_quotes_exactly_the_risky_text_cells(tmp_path, risky):
     assert back["n_grids"].tolist() == [-2, 0, 1, 3, -1, 5, 6, 7, 8]
     assert back["name"][0] == "'" + HYPERLINK
     side = json.loads(exports.sidecar_path(tmp_path / "s.csv").read_text(encoding="utf-8"))
-    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 8}
+    assert side["export"]["formula_guard"] == {
+        "applied": True,
+        "cells_changed": 8,
+        "headers_changed": 0,
+    }
     assert side["export"]["layers"][0]["rows"] == 9
 
 
@@ -388,13 +392,35 @@ def test_csv_formula_guard_off_writes_cells_as_given(tmp_path, risky):
     ]  # fmt: skip
     assert body[1][2] == "+cmd|' /C calc'!A0"
     side = json.loads(exports.sidecar_path(out).read_text(encoding="utf-8"))
-    assert side["export"]["formula_guard"] == {"applied": False, "cells_changed": 0}
+    assert side["export"]["formula_guard"] == {
+        "applied": False,
+        "cells_changed": 0,
+        "headers_changed": 0,
+    }
+
+
+def test_csv_formula_guard_quotes_risky_column_names(tmp_path):
+    # attribute names come from the user's files too (a GeoJSON property, a CSV header)
+    frame = pd.DataFrame({"=cmd|' /C calc'!A0": ["x"], "@名称": ["y"], "a-b": [1], "-1": [2]})
+    out = exports.write_csv(frame, tmp_path / "h.csv")
+    header, row = _read_csv_excel_style(out.read_bytes(), "utf-8-sig")
+    assert header == ["'=cmd|' /C calc'!A0", "'@名称", "a-b", "'-1"]
+    assert row == ["x", "y", "1", "2"]
+    side = json.loads(exports.sidecar_path(out).read_text(encoding="utf-8"))
+    assert side["export"]["formula_guard"]["headers_changed"] == 3
+    plain = exports.write_csv(frame, tmp_path / "p.csv", formula_guard=False)
+    assert _read_csv_excel_style(plain.read_bytes(), "utf-8-sig")[0] == list(frame.columns)
+    assert frame.columns[0] == "=cmd|' /C calc'!A0"  # the caller's frame is untouched
 
 
 def test_csv_formula_guard_counts_zero_on_clean_tables(tmp_path, grids):
     exports.write_csv(grids, tmp_path / "g.csv")
     side = json.loads((tmp_path / "g.csv.meta.json").read_text(encoding="utf-8"))
-    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 0}
+    assert side["export"]["formula_guard"] == {
+        "applied": True,
+        "cells_changed": 0,
+        "headers_changed": 0,
+    }
 
 
 def test_csv_formula_guard_leaves_gbk_errors_naming_the_value_as_given(tmp_path, risky):
@@ -432,7 +458,11 @@ def test_formula_guard_never_touches_geojson_or_gpkg(tmp_path, risky, meta):
         side = json.loads(exports.sidecar_path(p).read_text(encoding="utf-8"))
         assert "formula_guard" not in side["export"]
     side = json.loads(exports.sidecar_path(written[0]).read_text(encoding="utf-8"))
-    assert side["export"]["formula_guard"] == {"applied": True, "cells_changed": 8}
+    assert side["export"]["formula_guard"] == {
+        "applied": True,
+        "cells_changed": 8,
+        "headers_changed": 0,
+    }
     # export_all passes the switch on to write_csv
     (off,) = exports.export_all(
         tmp_path / "off", {"stations": risky}, formats=["csv"], csv_layers=["stations"],

@@ -123,8 +123,9 @@ def write_csv(
     protect
         Input files that must never be written over (checked even with ``overwrite``).
     formula_guard
-        Prefix formula-like text cells with ``'`` (default); ``False`` writes them as given.
-        The sidecar records ``export.formula_guard``: ``applied`` and ``cells_changed``.
+        Prefix formula-like text cells and column names (input attributes pass through)
+        with ``'`` (default); ``False`` writes them as given. The sidecar records
+        ``export.formula_guard``: ``applied``, ``cells_changed`` and ``headers_changed``.
 
     Returns
     -------
@@ -135,9 +136,10 @@ def write_csv(
     encoding = check_encoding(encoding)
     table = _csv_table(frame)
     _check_encodable(table, encoding, path)  # first: errors show the values as given
-    changed = 0
+    changed = headers = 0
     if formula_guard:
         table, changed = _guard_formulas(table)
+        table, headers = _guard_headers(table)
     meta = prepare_metadata(metadata if metadata is not None else _settings_of(frame))
     side = _sidecar(
         meta,
@@ -145,7 +147,11 @@ def write_csv(
         fmt="csv",
         layers=[_layer_info(path.stem, table, meta)],
         encoding=encoding,
-        formula_guard={"applied": formula_guard, "cells_changed": changed},
+        formula_guard={
+            "applied": formula_guard,
+            "cells_changed": changed,
+            "headers_changed": headers,
+        },
     )
     _check_targets(
         [path, sidecar_path(path)], _protected(protect, [frame], meta), overwrite=overwrite
@@ -816,6 +822,15 @@ def _guard_formulas(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         out[col] = guarded
         changed += int(risky.sum())
     return out, changed
+
+
+def _guard_headers(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The table with ``'`` before every column name Excel would evaluate, and how many."""
+    risky = [isinstance(c, str) and c.startswith(_FORMULA_LEADS) for c in table.columns]
+    if not any(risky):
+        return table, 0
+    names = ["'" + c if r else c for c, r in zip(table.columns, risky, strict=True)]
+    return table.set_axis(names, axis=1), sum(risky)
 
 
 def check_encoding(encoding: str) -> str:

@@ -239,7 +239,7 @@ def iter_station_rings(
 
     Yields one GeoDataFrame per ``batch_size`` stations (their rows × thresholds, same
     columns as :func:`station_rings`), so only one batch's pieces and polygons are held at
-    a time (a 1M-node street grid with 5,033 stations: 0.88 GiB peak for the whole run
+    a time (a 1M-node street grid with 5,033 stations: 0.85 GiB peak for the whole run
     streamed, 1.38 GiB holding every ring; see ``benchmarks/results.md``). Write them with
     :func:`servicecircle.exports.write_gpkg`, which takes the iterator as a layer.
     Arguments are checked at the call; the rings are built as the batches are taken.
