@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -322,12 +322,7 @@ def _station_batch(network, snapped, sreach, a, b, distances, frontage_m):
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dtype=dt)  # noqa: E731
     g, e = cat(groups, np.int64), cat(edges, np.int64)
     du, dv = cat(dus, float), cat(dvs, float)
-    part = snapped.iloc[a:b]
-    own = pd.DataFrame(
-        {"group": np.arange(b - a), "edge": part["edge"].to_numpy(dtype=np.int64),
-         "offset_m": part["offset_m"].to_numpy(), "leg_m": part["leg_m"].to_numpy()}
-    )  # fmt: skip
-    own["length_m"] = network.edge_length_m[own["edge"].to_numpy()]
+    own = _own_edges(network, snapped.iloc[a:b], np.arange(b - a))
     return _rings_by_threshold(network, g, e, du, dv, own, b - a, distances, frontage_m)
 
 
@@ -353,20 +348,22 @@ def reach_union_rings(
     fin = np.isfinite(du) | np.isfinite(dv)
     e, du, dv = e[fin], du[fin], dv[fin]
     g = np.zeros(e.size, dtype=np.int64)
-    own = pd.DataFrame(
-        {"group": 0, "edge": snapped["edge"].to_numpy(dtype=np.int64),
-         "offset_m": snapped["offset_m"].to_numpy(), "leg_m": snapped["leg_m"].to_numpy()}
-    )  # fmt: skip
-    own["length_m"] = network.edge_length_m[own["edge"].to_numpy()]
+    own = _own_edges(network, snapped, 0)
     rings = _rings_by_threshold(network, g, e, du, dv, own, 1, distances, frontage_m)
-    out = gpd.GeoDataFrame(
-        {"station_id": "all", "threshold_min": thresholds, "distance_m": distances,
-         "length_m": [r[1][0] for r in rings]},
-        geometry=[r[0][0] for r in rings],
-        crs=network.crs,
+    return _rings_frame(
+        network, ["all"] * len(distances), thresholds, distances,
+        [r[1][0] for r in rings], [r[0][0] for r in rings],
     )  # fmt: skip
-    out["area_m2"] = out.geometry.area
-    return out
+
+
+def _own_edges(network: WalkNetwork, snapped: pd.DataFrame, group: Any) -> pd.DataFrame:
+    """Stations on their own edges, for :func:`reached_intervals`: ``group``, ``edge``,
+    ``offset_m``, ``leg_m`` and the edge's ``length_m``."""
+    edge = snapped["edge"].to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {"group": group, "edge": edge, "offset_m": snapped["offset_m"].to_numpy(),
+         "leg_m": snapped["leg_m"].to_numpy(), "length_m": network.edge_length_m[edge]}
+    )  # fmt: skip
 
 
 def _rings_by_threshold(network, g, e, du, dv, own, k, distances, frontage_m):
