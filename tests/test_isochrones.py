@@ -77,9 +77,11 @@ def test_ring_does_not_cross_a_river():
     bridge = [(2000, 0), (2000, 200)]
     net = lines_network(south, north, bridge)
     rings, _ = rings_for(net, [(100, 0)], [300.0, 600.0])
-    for ring in rings.geometry:
+    for level, ring in enumerate(rings.geometry):
         assert not local(ring).intersects(shapely.Point(100, 200))
-        assert local(ring).bounds[3] <= 30.0 + 1e-9
+        # the frontage, plus the documented micrometre by which each larger ring's new
+        # buffers reach further (robust unions)
+        assert local(ring).bounds[3] <= 30.0 + level * isochrones._NEST_GAP_M + 1e-9
 
 
 def test_unreached_block_inside_stays_a_hole():
