@@ -314,3 +314,99 @@ def test_ring_street_length_equals_networkx_on_helsinki(helsinki):
             # at northings of 6.7e6 m the difference's own arithmetic leaves slivers of
             # ~1e-5 m² along shared edges; a real gap would be metres wide
             assert shapely.area(shapely.difference(small, big)) < 1e-4
+
+
+def _segments(coords, offsets, grp):
+    """Multiset of (group, segment) with each segment's ends in sorted order."""
+    out = []
+    for i in range(len(offsets) - 1):
+        xy = [tuple(c) for c in coords[offsets[i] : offsets[i + 1]]]
+        out += [(int(grp[i]), *sorted((p, q))) for p, q in itertools.pairwise(xy)]
+    return sorted(out)
+
+
+def _ragged(lines):
+    coords = [np.asarray(line, dtype=float) for line in lines]
+    return np.concatenate(coords), np.r_[0, np.cumsum([len(c) for c in coords])]
+
+
+@pytest.mark.parametrize(
+    ("lines", "n_strokes", "closed"),
+    [
+        # a street cut into three pieces, given out of order and against each other
+        ([[(20, 0), (10, 0)], [(0, 0), (10, 0)], [(20, 0), (30, 0), (40, 1)]], 1, 0),
+        # a cross: each street goes straight on through the middle
+        ([[(0, 0), (10, 0)], [(10, 0), (20, 0)], [(10, -10), (10, 0)], [(10, 10), (10, 0)]], 2, 0),
+        # a block's four sides: a loop with no free end, opened at one corner
+        ([[(0, 0), (10, 0)], [(10, 0), (10, 10)], [(10, 10), (0, 10)], [(0, 10), (0, 0)]], 1, 1),
+        # a point (reached exactly at a node) stays on its own
+        ([[(0, 0), (10, 0)], [(10, 0), (10, 0)], [(10, 0), (20, 0)]], 2, 0),
+    ],
+)
+def test_strokes_chain_pieces_straight_through_nodes(lines, n_strokes, closed):
+    coords, offsets = _ragged(lines)
+    grp = np.zeros(len(lines), dtype=np.int64)
+    sc, so, sg = isochrones._strokes(coords, offsets, grp)
+    assert len(so) - 1 == n_strokes
+    assert _segments(sc, so, sg) == _segments(coords, offsets, grp)
+    ends_equal = [(sc[so[i]] == sc[so[i + 1] - 1]).all() for i in range(n_strokes)]
+    assert sum(ends_equal) == closed + sum(1 for line in lines if line[0] == line[-1])
+    if n_strokes == 2 and len(lines) == 4:  # the cross: two straight strokes
+        for i in range(2):
+            xy = sc[so[i] : so[i + 1]]
+            assert len(xy) == 3
+            (ax, ay), (bx, by) = xy[1] - xy[0], xy[2] - xy[1]
+            assert ax * by - ay * bx == 0  # collinear
+
+
+def test_strokes_cover_exactly_the_pieces_of_real_rings(helsinki):
+    """Strokes of the pieces reached from 40 nodes, 8 groups: the same segments, each in
+    its own group, every stroke one connected line."""
+    net = helsinki
+    rng = np.random.default_rng(11)
+    edge = rng.choice(net.n_edges, 3000)
+    grp = rng.integers(0, 8, edge.size)
+    length = net.edge_length_m[edge]
+    a, b = np.sort(rng.random((2, edge.size)), axis=0) * length
+    a[rng.random(edge.size) < 0.5] = 0.0  # many pieces end on nodes, where they chain
+    to_v = rng.random(edge.size) < 0.5
+    b[to_v] = length[to_v]
+    b = np.maximum(a, b)
+    b[:20] = a[:20]  # points
+    order = np.argsort(grp, kind="stable")
+    edge, grp, a, b = edge[order], grp[order], a[order], b[order]
+    coords, offsets = isochrones._cut_coords(net, edge, a, b)
+    sc, so, sg = isochrones._strokes(coords, offsets, grp)
+    assert _segments(sc, so, sg) == _segments(coords, offsets, grp)
+    assert (np.diff(sg) >= 0).all()  # sorted by group
+    assert len(so) - 1 < edge.size  # pieces did chain
+
+
+def test_unchanged_intervals_against_brute_force():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(0, 40))
+        g, e = rng.integers(0, 3, n), rng.integers(0, 4, n)
+        lo = rng.integers(0, 10, n).astype(float)
+        hi = lo + rng.integers(0, 4, n)
+        old = isochrones._merge_intervals(g, e, lo, hi)
+        # the new intervals: the old ones, some longer, plus others
+        grow = rng.random(n) < 0.5
+        m = int(rng.integers(0, 10))
+        new = isochrones._merge_intervals(
+            np.r_[g, rng.integers(0, 3, m)], np.r_[e, rng.integers(0, 4, m)],
+            np.r_[lo, rng.integers(0, 14, m)].astype(float),
+            np.r_[hi + grow * rng.integers(0, 3, n), rng.integers(14, 18, m)].astype(float),
+        )  # fmt: skip
+        got = isochrones._unchanged(old, *new)
+        old_set = set(zip(*old, strict=True))
+        assert got.tolist() == [row in old_set for row in zip(*new, strict=True)]
+        # merged: per (group, edge) sorted and apart, covering exactly what was given
+        og, oe, olo, ohi = old
+        for key in set(zip(g, e, strict=True)):
+            at, mat = (g == key[0]) & (e == key[1]), (og == key[0]) & (oe == key[1])
+            assert (olo[mat][1:] > ohi[mat][:-1]).all()
+            t = np.arange(-1, 15, 0.25)[:, None]
+            given = ((lo[at] <= t) & (t <= hi[at])).any(axis=1)
+            merged = ((olo[mat] <= t) & (t <= ohi[mat])).any(axis=1)
+            assert (given == merged).all()

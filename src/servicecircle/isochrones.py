@@ -84,6 +84,12 @@ def reached_intervals(
     -------
     DataFrame with ``group``, ``edge``, ``start_m``, ``end_m`` (metres from ``u``).
     """
+    g, e, lo, hi = _reached(group, edge, length, du, dv, threshold_m, own)
+    return pd.DataFrame({"group": g, "edge": e, "start_m": lo, "end_m": hi})
+
+
+def _reached(group, edge, length, du, dv, threshold_m, own):
+    """:func:`reached_intervals` as arrays: group, edge, start_m, end_m."""
     with np.errstate(invalid="ignore"):
         ru = threshold_m - du
         rv = threshold_m - dv
@@ -104,8 +110,14 @@ def reached_intervals(
     e = np.concatenate([p[1] for p in parts]).astype(np.int64)
     lo = np.concatenate([p[2] for p in parts])
     hi = np.concatenate([p[3] for p in parts])
+    return _merge_intervals(g, e, lo, hi)
+
+
+def _merge_intervals(g, e, lo, hi):
+    """Overlapping or touching intervals of one (group, edge) merged; sorted by group,
+    edge and start."""
     if g.size == 0:
-        return pd.DataFrame({"group": g, "edge": e, "start_m": lo, "end_m": hi})
+        return g, e, lo, hi
     order = np.lexsort((lo, e, g))
     g, e, lo, hi = g[order], e[order], lo[order], hi[order]
     new_key = np.ones(g.size, dtype=bool)
@@ -116,13 +128,8 @@ def reached_intervals(
     run_hi = np.maximum.accumulate(hi + key_id * span) - key_id * span
     starts = new_key.copy()
     starts[1:] |= lo[1:] > run_hi[:-1]
-    piece = np.cumsum(starts) - 1
-    out = pd.DataFrame({"piece": piece, "group": g, "edge": e, "start_m": lo, "end_m": hi})
-    merged = out.groupby("piece", sort=True).agg(
-        group=("group", "first"), edge=("edge", "first"), start_m=("start_m", "min"),
-        end_m=("end_m", "max"),
-    )  # fmt: skip
-    return merged.reset_index(drop=True)
+    at = np.flatnonzero(starts)
+    return g[at], e[at], lo[at], np.maximum.reduceat(hi, at)
 
 
 def cut_edges(
@@ -139,6 +146,20 @@ def cut_edges(
     """
     if edge.size == 0:
         return np.empty(0, dtype=object)
+    coords, offsets = _cut_coords(network, edge, start_m, end_m)
+    return shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,))
+
+
+def _cut_coords(
+    network: WalkNetwork,
+    edge: NDArray[np.int64],
+    start_m: NDArray[np.float64],
+    end_m: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """:func:`cut_edges` as coordinates (n, 2) and each piece's first index (p + 1 offsets):
+    the rings chain them into strokes without making a geometry per piece."""
+    if edge.size == 0:
+        return np.empty((0, 2)), np.zeros(1, dtype=np.int64)
     all_coords, all_along, all_first = network.edge_vertices
     # the pieces' edges' vertices gathered, so the work is O(reached), not O(network)
     counts = np.diff(all_first)[edge]
@@ -165,7 +186,6 @@ def cut_edges(
     inner = np.maximum(hi - lo, 0)
     counts = inner + 2
     total = counts.sum()
-    piece = np.repeat(np.arange(edge.size), counts)
     pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     out = np.empty((total, 2))
     is_first = pos == 0
@@ -174,7 +194,7 @@ def cut_edges(
     out[is_last] = p_end
     mid = ~(is_first | is_last)
     out[mid] = coords[np.repeat(lo, inner) + pos[mid] - 1]
-    return shapely.linestrings(out, indices=piece)
+    return out, np.r_[0, np.cumsum(counts)]
 
 
 def _interp(coords, key, i0, i1, at):
@@ -384,56 +404,72 @@ def _rings_by_threshold(network, g, e, du, dv, own, k, distances, frontage_m):
     previous = None
     seen = None
     for level, d in enumerate(distances):
-        iv = reached_intervals(g, e, network.edge_length_m[e], du, dv, d, own)
-        grp = iv["group"].to_numpy()  # sorted, so each group's pieces are contiguous
-        edge, lo, hi = iv["edge"].to_numpy(), iv["start_m"].to_numpy(), iv["end_m"].to_numpy()
+        grp, edge, lo, hi = _reached(g, e, network.edge_length_m[e], du, dv, d, own)
         length = np.bincount(grp, weights=hi - lo, minlength=k)
         # reached intervals only grow with the distance: one equal to an interval of the
         # smaller ring is inside that ring already
-        keys = pd.MultiIndex.from_arrays([grp, edge, lo, hi])
-        new = np.ones(len(iv), dtype=bool) if seen is None else ~keys.isin(seen)
-        seen = keys
-        pieces = cut_edges(network, edge[new], lo[new], hi[new])
+        new = (
+            np.ones(grp.size, dtype=bool) if seen is None else ~_unchanged(seen, grp, edge, lo, hi)
+        )
+        seen = grp, edge, lo, hi
+        coords, offsets = _cut_coords(network, edge[new], lo[new], hi[new])
         width = frontage_m + level * _NEST_GAP_M
-        polys = _union_buffers(pieces, grp[new], k, width, previous)
+        polys = _union_buffers(coords, offsets, grp[new], k, width, previous)
         out.append((polys, length))
         previous = polys
     return out
 
 
-def _union_buffers(pieces, grp, k, frontage_m, previous):
-    """Per group: the union of the pieces' buffers (and of ``previous[group]``)."""
-    if pieces.size:
-        # pieces chained into strokes first: 4-12x fewer buffers, 2-3x faster union
-        point = shapely.length(pieces) == 0.0  # reached exactly at a node: a disc
-        parts, pgrp = _strokes(pieces[~point], grp[~point])
-        parts = np.concatenate([parts, pieces[point]])
-        pgrp = np.concatenate([pgrp, grp[point]])
-        order = np.argsort(pgrp, kind="stable")
-        parts, pgrp = parts[order], pgrp[order]
-    else:
-        parts, pgrp = pieces, grp
-    bounds = np.searchsorted(pgrp, np.arange(k + 1))
+def _unchanged(old, g, e, lo, hi):
+    """Which merged intervals (sorted by group, edge, start) equal one of ``old`` (the same
+    arrays at a smaller distance, each inside one of the new intervals)."""
+    og, oe, olo, ohi = old
+    n = g.size
+    src = np.r_[np.arange(n), -np.ones(og.size, dtype=np.int64)]  # -1: an old interval
+    both = np.lexsort((src < 0, np.r_[lo, olo], np.r_[e, oe], np.r_[g, og]))
+    # an old interval's host is the last new interval sorted before it (same group, edge
+    # and start sort new first)
+    pos = np.where(src[both] >= 0, np.arange(both.size), -1)
+    host = src[both][np.maximum.accumulate(pos)]
+    is_old = src[both] < 0
+    o = both[is_old] - n
+    h = host[is_old]
+    same = (g[h] == og[o]) & (e[h] == oe[o]) & (lo[h] == olo[o]) & (hi[h] == ohi[o])
+    out = np.zeros(n, dtype=bool)
+    out[h[same]] = True
+    return out
+
+
+def _union_buffers(coords, offsets, grp, k, frontage_m, previous):
+    """Per group: the union of the pieces' buffers (and of ``previous[group]``); pieces
+    given as coordinates and offsets (:func:`_cut_coords`), sorted by group."""
+    coords, offsets, sgrp = _strokes(coords, offsets, grp)
+    bounds = np.searchsorted(sgrp, np.arange(k + 1))
     empty = shapely.Polygon()
+    if k == 1:
+        # one group over a whole district: buffers unioned in parallel strips
+        lines = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,))
+        buffers = shapely.buffer(lines, frontage_m, quad_segs=_QUAD_SEGS)
+        prev = previous[0] if previous is not None else None
+        return shapely.force_2d(np.array([_union_parallel(buffers, prev)]))
+    # one MultiLineString of strokes per group, straight from the coordinates
+    multi = shapely.from_ragged_array(
+        shapely.GeometryType.MULTILINESTRING, coords, (offsets, bounds)
+    )
 
     def union(i: int) -> shapely.Geometry:
-        # one buffer of the group's strokes as a collection: GEOS nodes all offset curves
-        # in one pass, 1.5-2x faster than unioning the strokes' buffers
-        lines = parts[bounds[i] : bounds[i + 1]]
+        # one buffer of the group's strokes together: GEOS nodes all offset curves in one
+        # pass, 1.5-2x faster than unioning the strokes' buffers
         poly = (
-            shapely.buffer(shapely.geometrycollections(lines), frontage_m, quad_segs=_QUAD_SEGS)
-            if lines.size
+            shapely.buffer(multi[i], frontage_m, quad_segs=_QUAD_SEGS)
+            if bounds[i + 1] > bounds[i]
             else empty
         )
         if previous is not None and not previous[i].is_empty:
             poly = shapely.union(previous[i], poly)
         return empty if poly.is_empty else poly
 
-    if k == 1:
-        # one group over a whole district: buffers unioned in parallel strips
-        buffers = shapely.buffer(parts, frontage_m, quad_segs=_QUAD_SEGS)
-        polys = np.array([_union_parallel(buffers, previous[0] if previous is not None else None)])
-    elif _WORKERS > 1 and parts.size > 1000:
+    if _WORKERS > 1 and offsets.size > 1000:
         # GEOS releases the GIL: stations are unioned in parallel threads
         with ThreadPoolExecutor(_WORKERS) as pool:
             polys = np.array(list(pool.map(union, range(k))), dtype=object)
@@ -446,29 +482,97 @@ def _union_buffers(pieces, grp, k, frontage_m, previous):
 
 
 def _strokes(
-    lines: NDArray[np.object_], grp: NDArray[np.int64]
-) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    coords: NDArray[np.float64], offsets: NDArray[np.int64], grp: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
     """Chain each group's line pieces into strokes that go straight on through nodes.
 
     At every node the two piece ends that continue each other best (most opposite
-    directions) are paired, greedily; paired pieces form one stroke, merged into one line.
-    The strokes cover exactly the pieces, so their buffers' union is the same region,
-    and GEOS unions a few long buffers much faster than many short ones.
-    Returns the stroke lines and their groups.
+    directions) are paired, greedily; paired pieces form one stroke, its pieces oriented
+    and joined end to end. The strokes cover exactly the pieces, so their buffers' union is
+    the same region, and GEOS buffers a few long strokes much faster than many short pieces.
+    Pieces of zero length (reached exactly at a node: a disc) stay strokes of their own.
+
+    Pieces come as coordinates and offsets (p + 1); so do the strokes, sorted by group,
+    with each stroke's group.
     """
-    p = lines.size
+    p = grp.size
     if p == 0:
-        return lines, grp
-    coords, owner = shapely.get_coordinates(lines, return_index=True)
-    first = np.searchsorted(owner, np.arange(p))
-    last = np.searchsorted(owner, np.arange(p), side="right") - 1
+        return coords, offsets, grp
+    counts = np.diff(offsets)
+    first, last = offsets[:-1], offsets[1:] - 1
+    same = (coords == np.repeat(coords[first], counts, axis=0)).all(axis=1)
+    line = ~np.logical_and.reduceat(same, first)
+    partner = _pair_ends(coords, first, last, grp, line)
+    # strokes: pieces linked through paired ends
+    piece = np.r_[np.arange(p), np.arange(p)]  # of each end: first ends, then last ends
+    linked = partner >= 0
+    link = sparse.coo_array(
+        (np.ones(linked.sum()), (piece[linked], piece[partner[linked]])), shape=(p, p)
+    )
+    n, stroke = csgraph.connected_components(link, directed=False)
+    # a stroke closed on itself (no free end) is opened at its smallest end
+    free = partner < 0
+    open_ = np.zeros(n, dtype=bool)
+    open_[stroke[piece[free]]] = True
+    if not open_.all():
+        closed = np.flatnonzero(~open_[stroke[piece]])  # ascending
+        _, at = np.unique(stroke[piece[closed]], return_index=True)
+        cut = closed[at]
+        partner[partner[cut]] = -1
+        partner[cut] = -1
+        free = partner < 0
+    # each stroke runs from its smallest free end: ends ascending, first one per stroke
+    free_ends = np.flatnonzero(free)
+    head = np.empty(n, dtype=np.int64)
+    ids, at = np.unique(stroke[piece[free_ends]], return_index=True)
+    head[ids] = free_ends[at]
+    # walking a stroke, each piece is entered through one of its ends; the walk entered
+    # through end e came from the piece entered through the other end of e's partner.
+    # Pointer jumping finds every entry's start (a free end) and steps from it.
+    other = np.r_[np.arange(p) + p, np.arange(p)]
+    up = np.where(partner >= 0, other[np.maximum(partner, 0)], np.arange(2 * p))
+    steps = (partner >= 0).astype(np.int64)
+    for _ in range(64):  # doubling: log2 of the longest stroke's piece count
+        nxt = up[up]
+        if np.array_equal(nxt, up):
+            break
+        steps = steps + steps[up]
+        up = nxt
+    else:
+        raise RuntimeError("stroke walk did not end: a stroke is still closed")
+    forward = up[:p] == head[stroke]  # entered through its first end, from the head
+    pos = np.where(forward, steps[:p], steps[p:])
+    # coordinates stroke by stroke, pieces in walking order, each joint written once
+    o = np.lexsort((pos, stroke, grp))
+    lead = pos[o] > 0
+    take = counts[o] - lead
+    fw = forward[o]
+    start = np.where(fw, first[o] + lead, last[o] - lead)
+    total = int(take.sum())
+    rel = np.arange(total) - np.repeat(np.cumsum(take) - take, take)
+    idx = np.repeat(start, take) + np.repeat(np.where(fw, 1, -1), take) * rel
+    heads = ~lead  # first piece of each stroke
+    out_offsets = np.r_[(np.cumsum(take) - take)[heads], total]
+    return coords[idx], out_offsets, grp[o][heads]
+
+
+def _pair_ends(coords, first, last, grp, line):
+    """Per end of each piece (first ends, then last ends): the end it continues into at its
+    node (same group and exact position), or -1. Only pieces of nonzero length pair."""
+    p = grp.size
+    li = np.flatnonzero(line)
+    q = li.size
+    partner = np.full(2 * p, -1, dtype=np.int64)
+    if q == 0:
+        return partner
+    f, lst = first[li], last[li]
     # both ends of every piece: position, and the direction away from that end
-    at = np.concatenate([coords[first], coords[last]])
-    away = np.concatenate([coords[first + 1] - coords[first], coords[last - 1] - coords[last]])
+    at = np.concatenate([coords[f], coords[lst]])
+    away = np.concatenate([coords[f + 1] - coords[f], coords[lst - 1] - coords[lst]])
     norm = np.hypot(away[:, 0], away[:, 1])
     away /= np.where(norm > 0, norm, 1.0)[:, None]
-    piece = np.r_[np.arange(p), np.arange(p)]
-    g2 = np.r_[grp, grp]
+    piece = np.r_[np.arange(q), np.arange(q)]
+    g2 = np.r_[grp[li], grp[li]]
     # ends grouped by node (group and exact position: pieces share node coordinates)
     order = np.lexsort((at[:, 1], at[:, 0], g2))
     new = np.r_[True, (np.diff(g2[order]) != 0) | (np.diff(at[order], axis=0) != 0).any(axis=1)]
@@ -486,13 +590,13 @@ def _strokes(
     a, b = a[srt], b[srt]
     # greedy matching in rounds: accept pairs that are the best left for both their ends
     pa, pb = [], []
-    matched = np.zeros(2 * p, dtype=bool)
+    matched = np.zeros(2 * q, dtype=bool)
     while a.size:
         ends = np.r_[a, b]
         pair = np.r_[np.arange(a.size), np.arange(a.size)]
         o = np.lexsort((pair, ends))
         firsts = np.r_[True, ends[o][1:] != ends[o][:-1]]
-        best = np.full(2 * p, -1)
+        best = np.full(2 * q, -1)
         best[ends[o][firsts]] = pair[o][firsts]
         ok = (best[a] == np.arange(a.size)) & (best[b] == np.arange(a.size))
         pa.append(a[ok])
@@ -503,14 +607,10 @@ def _strokes(
         a, b = a[rest], b[rest]
     pa = np.concatenate(pa) if pa else np.empty(0, dtype=np.int64)
     pb = np.concatenate(pb) if pb else np.empty(0, dtype=np.int64)
-    link = sparse.coo_array((np.ones(pa.size), (piece[pa], piece[pb])), shape=(p, p))
-    _, stroke = csgraph.connected_components(link, directed=False)
-    so = np.argsort(stroke, kind="stable")
-    merged = shapely.line_merge(shapely.multilinestrings(lines[so], indices=stroke[so]))
-    parts, idx = shapely.get_parts(merged, return_index=True)
-    stroke_grp = np.zeros(stroke.max() + 1, dtype=np.int64)
-    stroke_grp[stroke] = grp
-    return parts, stroke_grp[idx]
+    end_id = np.r_[li, li + p]  # ends of the line pieces among all pieces' ends
+    partner[end_id[pa]] = end_id[pb]
+    partner[end_id[pb]] = end_id[pa]
+    return partner
 
 
 def _union_parallel(buffers, previous):
