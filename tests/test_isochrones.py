@@ -326,8 +326,14 @@ def _segments(coords, offsets, grp):
 
 
 def _ragged(lines):
+    """Coordinates, offsets and end nodes (ids of the end positions; none for a point)."""
     coords = [np.asarray(line, dtype=float) for line in lines]
-    return np.concatenate(coords), np.r_[0, np.cumsum([len(c) for c in coords])]
+    ids: dict[tuple, int] = {}
+    starts = [ids.setdefault(tuple(c[0]), len(ids)) for c in coords]
+    ends = [ids.setdefault(tuple(c[-1]), len(ids)) for c in coords]
+    point = np.array([(c == c[0]).all() for c in coords])
+    nodes = np.where(np.r_[point, point], -1, np.r_[starts, ends])
+    return np.concatenate(coords), np.r_[0, np.cumsum([len(c) for c in coords])], nodes
 
 
 @pytest.mark.parametrize(
@@ -344,9 +350,9 @@ def _ragged(lines):
     ],
 )
 def test_strokes_chain_pieces_straight_through_nodes(lines, n_strokes, closed):
-    coords, offsets = _ragged(lines)
+    coords, offsets, nodes = _ragged(lines)
     grp = np.zeros(len(lines), dtype=np.int64)
-    sc, so, sg = isochrones._strokes(coords, offsets, grp)
+    sc, so, sg = isochrones._strokes(coords, offsets, grp, nodes)
     assert len(so) - 1 == n_strokes
     assert _segments(sc, so, sg) == _segments(coords, offsets, grp)
     ends_equal = [(sc[so[i]] == sc[so[i + 1] - 1]).all() for i in range(n_strokes)]
@@ -376,7 +382,8 @@ def test_strokes_cover_exactly_the_pieces_of_real_rings(helsinki):
     order = np.argsort(grp, kind="stable")
     edge, grp, a, b = edge[order], grp[order], a[order], b[order]
     coords, offsets = isochrones._cut_coords(net, edge, a, b)
-    sc, so, sg = isochrones._strokes(coords, offsets, grp)
+    nodes = isochrones._end_nodes(net, edge, a, b)
+    sc, so, sg = isochrones._strokes(coords, offsets, grp, nodes)
     assert _segments(sc, so, sg) == _segments(coords, offsets, grp)
     assert (np.diff(sg) >= 0).all()  # sorted by group
     assert len(so) - 1 < edge.size  # pieces did chain

@@ -413,8 +413,9 @@ def _rings_by_threshold(network, g, e, du, dv, own, k, distances, frontage_m):
         )
         seen = grp, edge, lo, hi
         coords, offsets = _cut_coords(network, edge[new], lo[new], hi[new])
+        nodes = _end_nodes(network, edge[new], lo[new], hi[new])
         width = frontage_m + level * _NEST_GAP_M
-        polys = _union_buffers(coords, offsets, grp[new], k, width, previous)
+        polys = _union_buffers(coords, offsets, grp[new], nodes, k, width, previous)
         out.append((polys, length))
         previous = polys
     return out
@@ -440,10 +441,19 @@ def _unchanged(old, g, e, lo, hi):
     return out
 
 
-def _union_buffers(coords, offsets, grp, k, frontage_m, previous):
+def _end_nodes(network, edge, start_m, end_m):
+    """The node at each piece's start, then at each piece's end (2p), -1 where a piece
+    ends mid-edge or has zero length (a disc, chained with nothing)."""
+    line = end_m > start_m
+    at_u = np.where(line & (start_m <= 0.0), network.edge_u[edge], -1)
+    at_v = np.where(line & (end_m >= network.edge_length_m[edge]), network.edge_v[edge], -1)
+    return np.r_[at_u, at_v].astype(np.int64)
+
+
+def _union_buffers(coords, offsets, grp, nodes, k, frontage_m, previous):
     """Per group: the union of the pieces' buffers (and of ``previous[group]``); pieces
-    given as coordinates and offsets (:func:`_cut_coords`), sorted by group."""
-    coords, offsets, sgrp = _strokes(coords, offsets, grp)
+    given as coordinates and offsets (:func:`_cut_coords`) and end nodes (:func:`_end_nodes`)."""
+    coords, offsets, sgrp = _strokes(coords, offsets, grp, nodes)
     bounds = np.searchsorted(sgrp, np.arange(k + 1))
     empty = shapely.Polygon()
     if k == 1:
@@ -482,7 +492,10 @@ def _union_buffers(coords, offsets, grp, k, frontage_m, previous):
 
 
 def _strokes(
-    coords: NDArray[np.float64], offsets: NDArray[np.int64], grp: NDArray[np.int64]
+    coords: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    grp: NDArray[np.int64],
+    nodes: NDArray[np.int64],
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
     """Chain each group's line pieces into strokes that go straight on through nodes.
 
@@ -490,19 +503,18 @@ def _strokes(
     directions) are paired, greedily; paired pieces form one stroke, its pieces oriented
     and joined end to end. The strokes cover exactly the pieces, so their buffers' union is
     the same region, and GEOS buffers a few long strokes much faster than many short pieces.
-    Pieces of zero length (reached exactly at a node: a disc) stay strokes of their own.
 
-    Pieces come as coordinates and offsets (p + 1); so do the strokes, sorted by group,
-    with each stroke's group.
+    Pieces come as coordinates and offsets (p + 1) with the node at each end (2p: starts,
+    then ends; -1 for none: such an end chains with nothing, as both ends of a zero-length
+    piece, a disc); the strokes come as coordinates and offsets, sorted by group, with
+    each stroke's group. Pieces meeting at a node share its exact coordinates.
     """
     p = grp.size
     if p == 0:
         return coords, offsets, grp
     counts = np.diff(offsets)
     first, last = offsets[:-1], offsets[1:] - 1
-    same = (coords == np.repeat(coords[first], counts, axis=0)).all(axis=1)
-    line = ~np.logical_and.reduceat(same, first)
-    partner = _pair_ends(coords, first, last, grp, line)
+    partner = _pair_ends(coords, first, last, grp, nodes)
     # strokes: pieces linked through paired ends
     piece = np.r_[np.arange(p), np.arange(p)]  # of each end: first ends, then last ends
     linked = partner >= 0
@@ -556,31 +568,30 @@ def _strokes(
     return coords[idx], out_offsets, grp[o][heads]
 
 
-def _pair_ends(coords, first, last, grp, line):
-    """Per end of each piece (first ends, then last ends): the end it continues into at its
-    node (same group and exact position), or -1. Only pieces of nonzero length pair."""
+def _pair_ends(coords, first, last, grp, nodes):
+    """Per end of each piece (starts, then ends): the end it continues into at its node
+    (same group and node), or -1."""
     p = grp.size
-    li = np.flatnonzero(line)
-    q = li.size
     partner = np.full(2 * p, -1, dtype=np.int64)
-    if q == 0:
+    end = np.flatnonzero(nodes >= 0)  # ids of the ends at nodes
+    if end.size < 2:
         return partner
-    f, lst = first[li], last[li]
-    # both ends of every piece: position, and the direction away from that end
-    at = np.concatenate([coords[f], coords[lst]])
-    away = np.concatenate([coords[f + 1] - coords[f], coords[lst - 1] - coords[lst]])
+    piece = end % p
+    is_start = end < p
+    # the direction away from each end
+    at = np.where(is_start, first[piece], last[piece])
+    away = coords[np.where(is_start, at + 1, at - 1)] - coords[at]
     norm = np.hypot(away[:, 0], away[:, 1])
     away /= np.where(norm > 0, norm, 1.0)[:, None]
-    piece = np.r_[np.arange(q), np.arange(q)]
-    g2 = np.r_[grp[li], grp[li]]
-    # ends grouped by node (group and exact position: pieces share node coordinates)
-    order = np.lexsort((at[:, 1], at[:, 0], g2))
-    new = np.r_[True, (np.diff(g2[order]) != 0) | (np.diff(at[order], axis=0) != 0).any(axis=1)]
+    # ends grouped by (group, node)
+    key = grp[piece] * (int(nodes.max()) + 1) + nodes[end]
+    order = np.argsort(key, kind="stable")
+    new = np.r_[True, np.diff(key[order]) != 0]
     heads = np.flatnonzero(new)
     node = np.cumsum(new) - 1
     size = np.diff(np.r_[heads, order.size])[node]
     later = size - 1 - (np.arange(order.size) - heads[node])
-    # every pair of ends at one node
+    # every pair of ends at one node (positions in ``end``)
     a = np.repeat(np.arange(order.size), later)
     b = a + 1 + np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
     a, b = order[a], order[b]
@@ -590,13 +601,13 @@ def _pair_ends(coords, first, last, grp, line):
     a, b = a[srt], b[srt]
     # greedy matching in rounds: accept pairs that are the best left for both their ends
     pa, pb = [], []
-    matched = np.zeros(2 * q, dtype=bool)
+    matched = np.zeros(end.size, dtype=bool)
     while a.size:
         ends = np.r_[a, b]
         pair = np.r_[np.arange(a.size), np.arange(a.size)]
-        o = np.lexsort((pair, ends))
+        o = np.argsort(ends * a.size + pair)
         firsts = np.r_[True, ends[o][1:] != ends[o][:-1]]
-        best = np.full(2 * q, -1)
+        best = np.full(end.size, -1)
         best[ends[o][firsts]] = pair[o][firsts]
         ok = (best[a] == np.arange(a.size)) & (best[b] == np.arange(a.size))
         pa.append(a[ok])
@@ -607,9 +618,8 @@ def _pair_ends(coords, first, last, grp, line):
         a, b = a[rest], b[rest]
     pa = np.concatenate(pa) if pa else np.empty(0, dtype=np.int64)
     pb = np.concatenate(pb) if pb else np.empty(0, dtype=np.int64)
-    end_id = np.r_[li, li + p]  # ends of the line pieces among all pieces' ends
-    partner[end_id[pa]] = end_id[pb]
-    partner[end_id[pb]] = end_id[pa]
+    partner[end[pa]] = end[pb]
+    partner[end[pb]] = end[pa]
     return partner
 
 
