@@ -597,25 +597,27 @@ def _pair_ends(coords, first, last, grp, nodes):
     a, b = order[a], order[b]
     keep = piece[a] != piece[b]
     a, b = a[keep], b[keep]
-    srt = np.argsort(np.einsum("ij,ij->i", away[a], away[b]), kind="stable")  # -1 first
-    a, b = a[srt], b[srt]
-    # greedy matching in rounds: accept pairs that are the best left for both their ends
+    dot = np.einsum("ij,ij->i", away[a], away[b])  # -1: straight on
+    # greedy matching in rounds: accept the pairs that are the best left for both their
+    # ends (smallest dot, then first listed); no sort, every end's best by ufunc.at
     pa, pb = [], []
-    matched = np.zeros(end.size, dtype=bool)
     while a.size:
-        ends = np.r_[a, b]
-        pair = np.r_[np.arange(a.size), np.arange(a.size)]
-        o = np.argsort(ends * a.size + pair)
-        firsts = np.r_[True, ends[o][1:] != ends[o][:-1]]
-        best = np.full(end.size, -1)
-        best[ends[o][firsts]] = pair[o][firsts]
-        ok = (best[a] == np.arange(a.size)) & (best[b] == np.arange(a.size))
+        idx = np.arange(a.size)
+        low = np.full(end.size, np.inf)
+        np.minimum.at(low, a, dot)
+        np.minimum.at(low, b, dot)
+        cand = idx[(dot == low[a]) & (dot == low[b])]
+        first = np.full(end.size, a.size)
+        np.minimum.at(first, a[cand], cand)
+        np.minimum.at(first, b[cand], cand)
+        ok = cand[(first[a[cand]] == cand) & (first[b[cand]] == cand)]
         pa.append(a[ok])
         pb.append(b[ok])
-        matched[a[ok]] = True
-        matched[b[ok]] = True
-        rest = ~(matched[a] | matched[b])
-        a, b = a[rest], b[rest]
+        taken = np.zeros(end.size, dtype=bool)
+        taken[a[ok]] = True
+        taken[b[ok]] = True
+        rest = ~(taken[a] | taken[b])
+        a, b, dot = a[rest], b[rest], dot[rest]
     pa = np.concatenate(pa) if pa else np.empty(0, dtype=np.int64)
     pb = np.concatenate(pb) if pb else np.empty(0, dtype=np.int64)
     partner[end[pa]] = end[pb]
