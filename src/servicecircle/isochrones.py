@@ -14,10 +14,11 @@ station's pieces are chained into strokes that run straight on through nodes (sa
 up to the arc approximation), as coordinate arrays, with no geometry object per piece, and a
 station's strokes are buffered as one MultiLineString, so
 GEOS nodes their offset curves in one pass instead of unioning buffer after buffer (1.5-2x
-faster; on raw pieces that one pass would be 10-20x slower). A larger ring's new buffers
-reach 1 µm further than the frontage (``_NEST_GAP_M``), so the union with the smaller ring
-never meets the near-touches that make GEOS redo it with snapping. Stations run in parallel
-threads and in batches that bound memory.
+faster; on raw pieces that one pass would be 10-20x slower). Each larger ring's new buffers
+reach 1 µm further than the smaller ring's (``_NEST_GAP_M``), so the union with the smaller
+ring no longer meets the exact touches that made GEOS redo it with snapping (on a street
+grid, nearly every union). Stations run in parallel threads and in batches that bound
+memory.
 """
 
 from __future__ import annotations
@@ -415,7 +416,7 @@ def _rings_by_threshold(network, g, e, du, dv, own, k, distances, frontage_m):
         seen = grp, edge, lo, hi
         coords, offsets = _cut_coords(network, edge[new], lo[new], hi[new])
         nodes = _end_nodes(network, edge[new], lo[new], hi[new])
-        width = frontage_m + level * _NEST_GAP_M
+        width = frontage_m + level * _NEST_GAP_M if frontage_m > 0 else frontage_m
         polys = _union_buffers(coords, offsets, grp[new], nodes, k, width, previous)
         out.append((polys, length))
         previous = polys
@@ -427,13 +428,15 @@ def _unchanged(old, g, e, lo, hi):
     arrays at a smaller distance, each inside one of the new intervals)."""
     og, oe, olo, ohi = old
     n = g.size
+    if n == 0 or og.size == 0:
+        return np.zeros(n, dtype=bool)
     src = np.r_[np.arange(n), -np.ones(og.size, dtype=np.int64)]  # -1: an old interval
     both = np.lexsort((src < 0, np.r_[lo, olo], np.r_[e, oe], np.r_[g, og]))
     # an old interval's host is the last new interval sorted before it (same group, edge
     # and start sort new first)
-    pos = np.where(src[both] >= 0, np.arange(both.size), -1)
-    host = src[both][np.maximum.accumulate(pos)]
-    is_old = src[both] < 0
+    pos = np.maximum.accumulate(np.where(src[both] >= 0, np.arange(both.size), -1))
+    host = src[both][np.maximum(pos, 0)]
+    is_old = (src[both] < 0) & (pos >= 0)  # (none sorts before every new one: they grow)
     o = both[is_old] - n
     h = host[is_old]
     same = (g[h] == og[o]) & (e[h] == oe[o]) & (lo[h] == olo[o]) & (hi[h] == ohi[o])
@@ -446,8 +449,14 @@ def _end_nodes(network, edge, start_m, end_m):
     """The node at each piece's start, then at each piece's end (2p), -1 where a piece
     ends mid-edge or has zero length (a disc, chained with nothing)."""
     line = end_m > start_m
-    at_u = np.where(line & (start_m <= 0.0), network.edge_u[edge], -1)
-    at_v = np.where(line & (end_m >= network.edge_length_m[edge]), network.edge_v[edge], -1)
+    u, v = network.edge_u[edge], network.edge_v[edge]
+    # pieces chain at a node only where their edge's geometry ends exactly on it, as the
+    # loaders build it: a joint is written once, so it must be one point
+    xy, first = network.edge_coords, network.edge_offsets
+    on_u = (xy[first[edge]] == network.node_xy[u]).all(axis=1)
+    on_v = (xy[first[edge + 1] - 1] == network.node_xy[v]).all(axis=1)
+    at_u = np.where(line & on_u & (start_m <= 0.0), u, -1)
+    at_v = np.where(line & on_v & (end_m >= network.edge_length_m[edge]), v, -1)
     return np.r_[at_u, at_v].astype(np.int64)
 
 
@@ -599,19 +608,20 @@ def _pair_ends(coords, first, last, grp, nodes):
     keep = piece[a] != piece[b]
     a, b = a[keep], b[keep]
     dot = np.einsum("ij,ij->i", away[a], away[b])  # -1: straight on
-    # greedy matching in rounds: accept the pairs that are the best left for both their
-    # ends (smallest dot, then first listed); no sort, every end's best by ufunc.at
+    # greedy matching (pairs by smallest dot, then first listed, each taken if both its
+    # ends are free) done in rounds: a pair that is the best left at both its ends is one
+    # the greedy takes. No sort: every end's best by ufunc.at
     pa, pb = [], []
     while a.size:
         idx = np.arange(a.size)
         low = np.full(end.size, np.inf)
         np.minimum.at(low, a, dot)
         np.minimum.at(low, b, dot)
-        cand = idx[(dot == low[a]) & (dot == low[b])]
+        low_a, low_b = dot == low[a], dot == low[b]
         first = np.full(end.size, a.size)
-        np.minimum.at(first, a[cand], cand)
-        np.minimum.at(first, b[cand], cand)
-        ok = cand[(first[a[cand]] == cand) & (first[b[cand]] == cand)]
+        np.minimum.at(first, a[low_a], idx[low_a])
+        np.minimum.at(first, b[low_b], idx[low_b])
+        ok = idx[low_a & low_b & (first[a] == idx) & (first[b] == idx)]
         pa.append(a[ok])
         pb.append(b[ok])
         taken = np.zeros(end.size, dtype=bool)
