@@ -477,3 +477,21 @@ def test_zero_frontage_gives_empty_rings():
     rings, union = rings_for(net, [(100, 0)], [300.0, 600.0, 900.0], frontage=0.0)
     assert rings.geometry.is_empty.all()
     assert union.geometry.is_empty.all()
+
+
+def test_dense_and_sparse_ring_builds_give_the_same_rings(helsinki, monkeypatch):
+    """Helsinki's sidewalks make most rings 'dense' (buffers unioned one by one); forcing
+    either build on every ring gives the same regions."""
+    net = helsinki
+    stations = _helsinki_stations(net, 12, seed=9)
+    sn = snapping.snap_to_edges(net, stations)
+    sr = reach.station_reach(net, sn, limit_m=600.0)
+    got = {}
+    for name, threshold in (("dense", 0.0), ("sparse", np.inf)):
+        monkeypatch.setattr(isochrones, "_DENSE_OVERLAP", threshold)
+        got[name] = isochrones.station_rings(net, stations, sn, sr, distances_m=[300.0, 600.0])
+    a, b = got["dense"].geometry.to_numpy(), got["sparse"].geometry.to_numpy()
+    assert shapely.is_valid(a).all()
+    assert shapely.is_valid(b).all()
+    assert (shapely.area(shapely.symmetric_difference(a, b)) < 1e-2).all()
+    assert (shapely.area(a) > 0).all()
