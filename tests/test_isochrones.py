@@ -491,7 +491,30 @@ def test_dense_and_sparse_ring_builds_give_the_same_rings(helsinki, monkeypatch)
         monkeypatch.setattr(isochrones, "_DENSE_OVERLAP", threshold)
         got[name] = isochrones.station_rings(net, stations, sn, sr, distances_m=[300.0, 600.0])
     a, b = got["dense"].geometry.to_numpy(), got["sparse"].geometry.to_numpy()
+    monkeypatch.undo()
+    # the default threshold does pick the buffer-by-buffer build for most rings here
+    seen = []
+    overlap = isochrones._overlap
+    monkeypatch.setattr(isochrones, "_overlap", lambda *x: seen.append(overlap(*x)) or seen[-1])
+    isochrones.station_rings(net, stations, sn, sr, distances_m=[300.0, 600.0])
+    assert np.mean(np.concatenate(seen) > isochrones._DENSE_OVERLAP) > 0.5
     assert shapely.is_valid(a).all()
     assert shapely.is_valid(b).all()
     assert (shapely.area(shapely.symmetric_difference(a, b)) < 1e-2).all()
     assert (shapely.area(a) > 0).all()
+
+
+def test_street_grid_rings_are_not_dense(monkeypatch):
+    """A grid of streets 80 m apart (its buffers overlap 1.1-1.4 times where the grid is
+    not cut off by its edge) keeps the one-buffer build."""
+    lines = [[(0, y), (800, y)] for y in range(0, 801, 80)]
+    lines += [[(x, 0), (x, 800)] for x in range(0, 801, 80)]
+    net = lines_network(*lines)
+    seen = []
+    overlap = isochrones._overlap
+    monkeypatch.setattr(isochrones, "_overlap", lambda *x: seen.append(overlap(*x)) or seen[-1])
+    rings_for(net, [(400, 5), (120, 0)], [300.0, 600.0])
+    values = np.concatenate(seen)
+    assert values.size == 4
+    assert (values > 0.2).all()
+    assert (values < isochrones._DENSE_OVERLAP).all()

@@ -62,10 +62,10 @@ _BATCH = 64
 # noding fails to validate, so every union ran twice (the second time snapping). 1 µm apart
 # they cross or miss cleanly: unions 1.7x faster, area +1 µm × perimeter
 _NEST_GAP_M = 1e-6
-# rings whose street buffers overlap more than this (reached length × 2 frontage ÷ hull
-# area) are unioned buffer by buffer: a dense walking network with sidewalks (Helsinki:
-# 2.3 on average) builds 4-9x faster so, where streets 80 m apart (1.1-1.4) would build
-# 2x slower; Shanghai, Nanjing, Beijing extracts: 0.6-1.6
+# rings whose street buffers overlap more than this (``_overlap``) are unioned buffer by
+# buffer: a dense walking network with sidewalks (Helsinki: 2.4-2.9 median, by threshold)
+# builds 4-9x faster so, where streets 80 m apart (1.1-1.4) would build 2x slower;
+# the Shanghai, Nanjing and Beijing extracts: 0.6-1.6
 _DENSE_OVERLAP = 1.8
 
 
@@ -275,8 +275,8 @@ def iter_station_rings(
 
     Yields one GeoDataFrame per ``batch_size`` stations (their rows × thresholds, same
     columns as :func:`station_rings`), so only one batch's pieces and polygons are held at
-    a time (a 1M-node street grid with 5,033 stations: 0.85 GiB peak for the whole run
-    streamed, 1.38 GiB holding every ring; see ``benchmarks/results.md``). Write them with
+    a time (a 1M-node street grid with 5,033 stations: 0.82 GiB peak for the whole run
+    streamed, 1.33 GiB holding every ring; see ``benchmarks/results.md``). Write them with
     :func:`servicecircle.exports.write_gpkg`, which takes the iterator as a layer.
     Arguments are checked at the call; the rings are built as the batches are taken.
     """
@@ -484,10 +484,7 @@ def _union_buffers(coords, offsets, grp, nodes, k, frontage_m, previous, length)
     multi = shapely.from_ragged_array(
         shapely.GeometryType.MULTILINESTRING, coords, (offsets, bounds)
     )
-    # how many times over the street buffers cover the ring, estimated on its convex hull
-    hull = shapely.area(shapely.buffer(shapely.convex_hull(multi), frontage_m, quad_segs=2))
-    overlap = 2.0 * frontage_m * length / np.maximum(hull, 1.0)
-    dense = overlap > _DENSE_OVERLAP
+    dense = _overlap(multi, length, frontage_m) > _DENSE_OVERLAP
     if dense.any():
         lines = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,))
 
@@ -518,6 +515,15 @@ def _union_buffers(coords, offsets, grp, nodes, k, frontage_m, previous, length)
     # the check alone costs 7-10 % of a ring. force_2d copies the overlay's output into plain
     # XY storage: 40 % less memory for the rings a district keeps
     return shapely.force_2d(polys)
+
+
+def _overlap(multi, length, frontage_m):
+    """Per group: how many times over its street buffers would cover the ring's convex
+    hull: reached street length × 2 frontage ÷ area of the hull of ``multi`` (the strokes
+    new at this distance, whose hull spans the whole ring: they reach its edge) widened by
+    the frontage."""
+    hull = shapely.area(shapely.buffer(shapely.convex_hull(multi), frontage_m, quad_segs=2))
+    return 2.0 * frontage_m * np.asarray(length) / np.maximum(hull, 1.0)
 
 
 def _strokes(
