@@ -153,8 +153,6 @@ def cut_edges(
     points. A piece of zero length is a two-point line on one spot. Cuts at an edge's end
     (0 or its length) land exactly on that end's node.
     """
-    if edge.size == 0:
-        return np.empty(0, dtype=object)
     coords, offsets = _cut_coords(network, edge, start_m, end_m)
     return shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,))
 
@@ -456,14 +454,13 @@ def _end_nodes(network, edge, start_m, end_m):
     """The node at each piece's start, then at each piece's end (2p), -1 where a piece
     ends mid-edge or has zero length (a disc, chained with nothing)."""
     line = end_m > start_m
-    u, v = network.edge_u[edge], network.edge_v[edge]
-    # pieces chain at a node only where their edge's geometry ends exactly on it, as the
-    # loaders build it: a joint is written once, so it must be one point
-    xy, first = network.edge_coords, network.edge_offsets
-    on_u = (xy[first[edge]] == network.node_xy[u]).all(axis=1)
-    on_v = (xy[first[edge + 1] - 1] == network.node_xy[v]).all(axis=1)
-    at_u = np.where(line & on_u & (start_m <= 0.0), u, -1)
-    at_v = np.where(line & on_v & (end_m >= network.edge_length_m[edge]), v, -1)
+    # pieces chain at a node only where their edge's geometry ends exactly on it: a joint
+    # is written once, so it must be one point
+    on_u, on_v = network.edge_ends_on_nodes
+    at_u = np.where(line & on_u[edge] & (start_m <= 0.0), network.edge_u[edge], -1)
+    at_v = np.where(
+        line & on_v[edge] & (end_m >= network.edge_length_m[edge]), network.edge_v[edge], -1
+    )
     return np.r_[at_u, at_v].astype(np.int64)
 
 

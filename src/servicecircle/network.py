@@ -223,6 +223,15 @@ class WalkNetwork:
         return coords, along, starts
 
     @cached_property
+    def edge_ends_on_nodes(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Whether each edge's geometry starts exactly on its ``u`` node and ends exactly on
+        its ``v`` node (the loaders build them so; hand-built arrays may not)."""
+        first, last = self.edge_offsets[:-1], self.edge_offsets[1:] - 1
+        on_u = (self.edge_coords[first] == self.node_xy[self.edge_u]).all(axis=1)
+        on_v = (self.edge_coords[last] == self.node_xy[self.edge_v]).all(axis=1)
+        return on_u, on_v
+
+    @cached_property
     def edge_length_m(self) -> NDArray[np.float64]:
         """Length of each edge's geometry (m): its segments summed edge by edge (not read
         off :attr:`edge_vertices`, whose network-wide running sum loses ~1e-8 m)."""
