@@ -65,6 +65,7 @@ def test_coverage_command_writes_all_three_formats(helsinki_inputs, tmp_path, ca
     printed = capsys.readouterr().out
     assert "5 min (300 m)" in printed
     assert (stations.read_bytes(), grids.read_bytes()) == before  # inputs untouched
+    out = out / "coverage"  # the command's output set
     raw = (out / "coverage_grids.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
@@ -85,8 +86,8 @@ def test_coverage_command_writes_all_three_formats(helsinki_inputs, tmp_path, ca
     assert meta["walk"]["speed_m_per_min"] == 60
     assert meta["network"]["source"] == pbf.name
     # a second run refuses to replace the outputs without --overwrite
-    with pytest.raises(SystemExit) as again, pytest.warns(ServiceCircleWarning):
-        main(["coverage", *_args(pbf, stations, grids, out)])
+    with pytest.raises(SystemExit) as again:
+        main(["coverage", *_args(pbf, stations, grids, out.parent)])
     assert again.value.code == 2
     assert "--overwrite" in capsys.readouterr().err
 
@@ -97,6 +98,7 @@ def test_gaps_command_ranks_grids(helsinki_inputs, tmp_path, capsys):
     with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
         main(["gaps", *_args(pbf, stations, grids, out), "--threshold", "5", "--format=csv,gpkg"])
     assert done.value.code in (None, 0)
+    out = out / "gaps"
     table = list(csv.DictReader((out / "gaps_gap_list.csv").read_text("utf-8-sig").splitlines()))
     unc = [float(r["uncovered_weight"]) for r in table]
     assert unc == sorted(unc, reverse=True)
@@ -154,6 +156,7 @@ def test_shanghai_gaps_with_generated_grids(shared_data, tmp_path, capsys):
         with pytest.raises(SystemExit) as done:
             main(args)
     assert done.value.code in (None, 0)
+    out = out / "gaps"
     grids = pyogrio.read_dataframe(out / "gaps.gpkg", layer="grids")
     assert len(grids) == 1024
     assert grids["community"].nunique() == 150
@@ -203,7 +206,7 @@ def test_sites_command_gain_matches_coverage_with_the_new_stations(
         main(["sites", *_args(pbf, stations, grids, out), "-k", "3", "--method", "mclp"])
     assert done.value.code in (None, 0)
     printed = capsys.readouterr().out
-    sites = pyogrio.read_dataframe(out / "sites.gpkg", layer="sites")
+    sites = pyogrio.read_dataframe(out / "sites" / "sites.gpkg", layer="sites")
     assert list(sites["rank"]) == [1, 2, 3]
     first = printed.splitlines()[0]
     assert "with 3 new site(s) (mclp" in first

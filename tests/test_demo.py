@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
     """`servicecircle demo` as a user runs it, piped (so without progress lines)."""
     folder = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, "-m", "servicecircle.cli", "demo", "--out", str(folder / "demo.html"),
+        [sys.executable, "-m", "servicecircle.cli", "demo", "--out-dir", str(folder),
          "--tiles", "none"],
         capture_output=True,
         text=True,
@@ -45,18 +45,18 @@ def test_demo_prints_source_summary_and_paths(demo_run):
         assert any(f"{t} min ({d} m)" in line for line in lines)
     assert "most uncovered grids at 5 min:" in proc.stdout
     assert "5 proposed new sites would lift 5-min coverage to" in proc.stdout
-    assert f"map: {folder / 'demo.html'}" in proc.stdout
+    assert f"map: {folder / 'demo' / 'demo.html'}" in proc.stdout
     assert "[1/" not in proc.stderr  # quiet when piped: no progress lines
-    html = folder / "demo.html"
+    html = folder / "demo" / "demo.html"
     assert html.stat().st_size < 5_000_000
-    grids_csv = folder / "demo_exports" / "demo_grids.csv"
+    grids_csv = folder / "demo" / "demo_grids.csv"
     assert grids_csv.read_bytes().startswith(b"\xef\xbb\xbf")
-    assert (folder / "demo_exports" / "demo.gpkg").exists()
+    assert (folder / "demo" / "demo.gpkg").exists()
 
 
 def test_demo_coverage_figures_add_up_from_the_grid_table(demo_run):
     folder, proc = demo_run
-    rows = list(csv.DictReader((folder / "demo_exports" / "demo_grids.csv")
+    rows = list(csv.DictReader((folder / "demo" / "demo_grids.csv")
                                .read_text("utf-8-sig").splitlines()))  # fmt: skip
     weight = sum(float(r["weight"]) for r in rows)
     for t in (5, 10, 15):
@@ -68,10 +68,10 @@ def test_demo_coverage_figures_add_up_from_the_grid_table(demo_run):
 
 def test_demo_map_in_chromium(demo_run, tmp_path):
     folder, _ = demo_run
-    rows = list(csv.DictReader((folder / "demo_exports" / "demo_grids.csv")
+    rows = list(csv.DictReader((folder / "demo" / "demo_grids.csv")
                                .read_text("utf-8-sig").splitlines()))  # fmt: skip
     shot = tmp_path / "demo.png"
-    report = open_map(folder / "demo.html", screenshot=shot)
+    report = open_map(folder / "demo" / "demo.html", screenshot=shot)
     print(f"demo map: {report['load_ms']} ms to load, {report['wall_ms']} ms to ready")
     assert report["console_errors"] == []
     assert report["external_requests"] == []  # --tiles none: nothing from the internet
@@ -115,7 +115,7 @@ def test_demo_place_downloads_through_osmnx(shared_data, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ServiceCircleWarning)  # small extract: far stations
         result = run_demo(
-            out=tmp_path / "m.html", place="玄武区, 南京市", tiles="none", report=lines.append
+            out_dir=tmp_path, place="玄武区, 南京市", tiles="none", report=lines.append
         )
     assert asked["network"] == asked["boundary"] == "玄武区, 南京市"
     assert asked["features"] == (

@@ -7,6 +7,7 @@ modules, hand-computed rounding, pyproj transforms and the shoelace formula.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -835,7 +836,15 @@ def test_export_all_writes_every_format(tmp_path, layers, meta):
         "coverage_gap_points.geojson",
         "coverage.gpkg",
     ]
-    assert _listing(out_dir) == set(names) | {n + ".meta.json" for n in names}
+    assert _listing(out_dir) == set(names) | {n + ".meta.json" for n in names} | {"manifest.json"}
+    manifest = json.loads((out_dir / "manifest.json").read_text("utf-8"))
+    listed = {f["name"]: f for f in manifest["files"]}
+    assert set(listed) == _listing(out_dir) - {"manifest.json"}
+    for name, entry in listed.items():
+        data = (out_dir / name).read_bytes()
+        assert entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert not [p for p in out_dir.parent.iterdir() if p.name.startswith(".")]  # no leftovers
     for p in written:
         side = json.loads(exports.sidecar_path(p).read_text(encoding="utf-8"))
         assert side["walk"]["frontage_m"] == 30.0
@@ -843,25 +852,36 @@ def test_export_all_writes_every_format(tmp_path, layers, meta):
     assert (out_dir / "coverage_grids.csv").read_bytes().startswith(BOM)
 
 
-def test_export_all_checks_every_target_first(tmp_path, layers):
+def test_export_all_writes_a_set_and_never_replaces_other_files(tmp_path, layers):
     (tmp_path / "x.gpkg").write_bytes(b"keep")
-    with pytest.raises(ExportError, match=r"x\.gpkg already exists"):
-        exports.export_all(tmp_path, layers, stem="x", formats=["csv", "gpkg"])
+    # a folder of the user's own files is never an output set, not even with overwrite
+    for overwrite in (False, True):
+        with pytest.raises(ExportError, match="did not write"):
+            exports.export_all(tmp_path, layers, stem="x", overwrite=overwrite)
     assert _listing(tmp_path) == {"x.gpkg"}
+    out = tmp_path / "set"
+    exports.export_all(out, layers, stem="x", formats=["csv"])
+    first = _listing(out)
+    with pytest.raises(ExportError, match=r"earlier run.*--overwrite"):
+        exports.export_all(out, layers, stem="x", formats=["gpkg"])
+    assert _listing(out) == first
     written = exports.export_all(
-        tmp_path, layers, stem="x", formats=["gpkg"], overwrite=True, encoding="gbk"
+        out, layers, stem="x", formats=["gpkg"], overwrite=True, encoding="gbk"
     )
-    assert written == [tmp_path / "x.gpkg"]
-    assert (tmp_path / "x.gpkg").read_bytes() != b"keep"
+    assert written == [out / "x.gpkg"]
+    # the new set replaced the old one whole: no CSV of the first run is left beside it
+    assert _listing(out) == {"x.gpkg", "x.gpkg.meta.json", "manifest.json"}
+    assert _listing(tmp_path) == {"x.gpkg", "set"}
 
 
 def test_export_all_options(tmp_path, layers):
     with pytest.raises(ExportError, match=r"unknown export format.*shp"):
-        exports.export_all(tmp_path, layers, formats=["shp"])
+        exports.export_all(tmp_path / "a", layers, formats=["shp"])
     with pytest.raises(ValueError, match="letters, digits"):
-        exports.export_all(tmp_path, {"网格": layers["grids"]})
+        exports.export_all(tmp_path / "b", {"网格": layers["grids"]})
+    assert _listing(tmp_path) == set()  # nothing half-made
     written = exports.export_all(
-        tmp_path, layers, formats=["CSV"], csv_layers=["stations"], encoding="gbk"
+        tmp_path / "c", layers, formats=["CSV"], csv_layers=["stations"], encoding="gbk"
     )
     assert [p.name for p in written] == ["coverage_stations.csv", "coverage_rollup.csv"]
     raw = written[0].read_bytes()

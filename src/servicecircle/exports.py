@@ -58,7 +58,7 @@ import pyogrio
 import pyogrio.errors
 
 from servicecircle.errors import ExportError
-from servicecircle.fileio import atomic_path
+from servicecircle.fileio import OutputSet, atomic_path, refuse_inputs
 
 __all__ = [
     "DEFAULT_CSV_LAYERS",
@@ -72,6 +72,7 @@ __all__ = [
     "write_csv",
     "write_geojson",
     "write_gpkg",
+    "write_layers",
 ]
 
 FORMATS = ("csv", "geojson", "gpkg")
@@ -170,12 +171,15 @@ def write_geojson(
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     protect: Iterable[str | Path] = (),
+    sidecar: bool = True,
 ) -> Path:
     """Write a layer as RFC 7946 GeoJSON (WGS84 lon/lat, ≤ 7 decimals, UTF-8) plus sidecar.
 
     A layer in another CRS (e.g. UTM rings) is reprojected to EPSG:4326. The settings are
     embedded as the FeatureCollection's foreign member ``"servicecircle"`` and written to
-    ``<path>.meta.json``. ``overwrite`` and ``protect`` as in :func:`write_csv`.
+    ``<path>.meta.json`` (``sidecar=False``: only embedded, so a standalone file is replaced
+    in one rename, never beside a sidecar of another run). ``overwrite`` and ``protect`` as
+    in :func:`write_csv`.
     """
     path = Path(path)
     layer = _spatial(gdf, path.stem)
@@ -183,9 +187,8 @@ def write_geojson(
     side = _sidecar(
         meta, path, fmt="geojson", layers=[_layer_info(path.stem, layer, meta)], encoding="utf-8"
     )
-    _check_targets(
-        [path, sidecar_path(path)], _protected(protect, [gdf], meta), overwrite=overwrite
-    )
+    targets = [path, sidecar_path(path)] if sidecar else [path]
+    _check_targets(targets, _protected(protect, [gdf], meta), overwrite=overwrite)
     options: dict[str, Any] = {
         "RFC7946": "YES",
         "COORDINATE_PRECISION": _COORD_DECIMALS,
@@ -195,12 +198,14 @@ def write_geojson(
         options["FOREIGN_MEMBERS_COLLECTION"] = json.dumps(
             {"servicecircle": meta}, ensure_ascii=False, allow_nan=False
         )
-    with _Writing(sidecar_path(path)) as tmp_side, _Writing(path) as tmp:
+    with _Writing(path) as tmp:
         # promote_to_multi=False: GeoJSON may mix Polygon and MultiPolygon, keep them as read
         pyogrio.write_dataframe(
             layer, tmp, driver="GeoJSON", promote_to_multi=False, layer_options=options
         )
-        _write_json(tmp_side, side)
+    if sidecar:  # after the data: a failure never leaves a sidecar without its data
+        with _Writing(sidecar_path(path)) as tmp_side:
+            _write_json(tmp_side, side)
     return path
 
 
@@ -211,6 +216,7 @@ def write_gpkg(
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     protect: Iterable[str | Path] = (),
+    sidecar: bool = True,
 ) -> Path:
     """Write one GeoPackage with a layer per entry of ``layers`` plus its sidecar.
 
@@ -235,6 +241,8 @@ def write_gpkg(
         found on the (whole) layers.
     overwrite, protect
         As in :func:`write_csv`.
+    sidecar
+        Also write ``<path>.meta.json``; ``False``: the settings live only inside the file.
     """
     path = Path(path)
     frames = {name: frame for name, frame in layers.items() if frame is not None}
@@ -253,13 +261,13 @@ def write_gpkg(
         for name, f in whole.items()
     }
     _check_targets(
-        [path, sidecar_path(path)],
+        [path, sidecar_path(path)] if sidecar else [path],
         _protected(protect, whole.values(), meta),
         overwrite=overwrite,
     )
     meta_json = json.dumps(meta, ensure_ascii=False, allow_nan=False)
     settings = pd.DataFrame(list(_flatten(meta).items()), columns=["key", "value"])
-    with _Writing(sidecar_path(path)) as tmp_side, _Writing(path) as tmp:
+    with _Writing(path) as tmp:
         # GDAL wants a .gpkg extension; build beside the temp file, then move onto it
         work = tmp.with_name(tmp.name.removesuffix(".tmp") + ".gpkg")
         try:
@@ -285,7 +293,9 @@ def write_gpkg(
             for frame in frames.values():  # a stream left part-way runs its own clean-up
                 if _is_stream(frame) and hasattr(frame, "close"):
                     frame.close()
-        _write_json(tmp_side, _sidecar(meta, path, fmt="gpkg", layers=infos, encoding="utf-8"))
+    if sidecar:  # after the data: a failure never leaves a sidecar without its data
+        with _Writing(sidecar_path(path)) as tmp_side:
+            _write_json(tmp_side, _sidecar(meta, path, fmt="gpkg", layers=infos, encoding="utf-8"))
     return path
 
 
@@ -388,24 +398,26 @@ def export_all(
     protect: Iterable[str | Path] = (),
     csv_layers: Sequence[str] = DEFAULT_CSV_LAYERS,
     formula_guard: bool = True,
+    run: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Write every layer in the chosen formats into ``out_dir``; return the data files.
+    """Write every layer in the chosen formats as one output set ``out_dir``; return the files.
 
-    Files (each with a ``.meta.json`` sidecar):
+    Files (each with a ``.meta.json`` sidecar), plus the set's ``manifest.json``:
 
     * ``csv``: ``{stem}_{name}.csv`` for each layer named in ``csv_layers`` and for every
       table without geometry (e.g. ``rollup``, ``gap_list``);
     * ``geojson``: ``{stem}_{name}.geojson`` for each spatial layer;
     * ``gpkg``: ``{stem}.gpkg`` with all layers.
 
-    Every target is checked before anything is written, so an existing output (without
-    ``overwrite``) or an input in the way stops the export with nothing changed. Each file is
-    written atomically; a failure part-way leaves the files already finished in place.
+    The folder appears whole or not at all (:class:`~servicecircle.fileio.OutputSet`): the
+    files are written into a staging folder beside it that takes its place when complete,
+    so a failure or a kill part-way leaves the previous set untouched.
 
     Parameters
     ----------
     out_dir
-        Output folder, created when missing.
+        The output set's folder (e.g. ``maps/coverage``). It must be absent, empty, or an
+        earlier output set (then ``overwrite`` is needed); other folders are refused.
     layers
         Name (letters, digits, ``_``, ``-``) to frame; ``None`` entries are skipped.
     metadata
@@ -416,15 +428,56 @@ def export_all(
         Prefix of the file names.
     encoding
         CSV encoding (``"utf-8-sig"`` or ``"gbk"``, see :func:`write_csv`).
-    overwrite, protect
-        As in :func:`write_csv`.
+    overwrite
+        Replace an earlier output set in ``out_dir``.
+    protect
+        Input files: never written, and ``out_dir`` must not hold one. The inputs named by
+        the layers' ``attrs["source"]`` and the metadata are added.
     csv_layers
         Spatial layers that also get a CSV (attributes only).
     formula_guard
         Quote formula-like text cells in the CSVs (see :func:`write_csv`); GeoJSON and
         GeoPackage always keep the values as given.
+    run
+        Facts for the set's manifest (e.g. ``{"command": "coverage"}``).
     """
-    out_dir = Path(out_dir)
+    frames = {name: f for name, f in layers.items() if f is not None}
+    if metadata is None:
+        metadata = next((_settings_of(f) for f in frames.values() if _settings_of(f)), {})
+    meta = prepare_metadata(metadata)
+    guard = _protected(protect, frames.values(), meta)
+    with OutputSet(out_dir, overwrite=overwrite, inputs=guard, run=run) as out:
+        assert out.staging is not None
+        written = write_layers(
+            out.staging,
+            frames,
+            metadata=meta,
+            formats=formats,
+            stem=stem,
+            encoding=encoding,
+            csv_layers=csv_layers,
+            formula_guard=formula_guard,
+        )
+    return [Path(out_dir) / p.name for p in written]
+
+
+def write_layers(
+    folder: str | Path,
+    layers: Mapping[str, pd.DataFrame | None],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    formats: Sequence[str] = FORMATS,
+    stem: str = "coverage",
+    encoding: str = "utf-8-sig",
+    csv_layers: Sequence[str] = DEFAULT_CSV_LAYERS,
+    formula_guard: bool = True,
+) -> list[Path]:
+    """Write every layer in the chosen formats into ``folder`` (a fresh one, such as an
+    :class:`~servicecircle.fileio.OutputSet`'s staging folder); return the data files.
+
+    The files are those of :func:`export_all`; an existing file of the same name is an error.
+    """
+    folder = Path(folder)
     wanted = [f.strip().lower() for f in formats]
     unknown = sorted(set(wanted) - set(FORMATS))
     if unknown or not wanted:
@@ -440,38 +493,28 @@ def export_all(
         metadata = next((_settings_of(f) for f in frames.values() if _settings_of(f)), {})
     meta = prepare_metadata(metadata)
     encoding = check_encoding(encoding)
-    guard = _protected(protect, frames.values(), meta)
 
     jobs: list[tuple[Path, Any]] = []
     if "csv" in wanted:
         for name, f in frames.items():
             if name in csv_layers or not _is_spatial(f):
-                jobs.append((out_dir / f"{stem}_{name}.csv", f))
+                jobs.append((folder / f"{stem}_{name}.csv", f))
     if "geojson" in wanted:
         for name, f in frames.items():
             if _is_spatial(f):
-                jobs.append((out_dir / f"{stem}_{name}.geojson", f))
+                jobs.append((folder / f"{stem}_{name}.geojson", f))
     if "gpkg" in wanted:
-        jobs.append((out_dir / f"{stem}.gpkg", frames))
-    targets = [p for path, _ in jobs for p in (path, sidecar_path(path))]
-    _check_targets(targets, guard, overwrite=overwrite)
+        jobs.append((folder / f"{stem}.gpkg", frames))
+    _check_targets([p for path, _ in jobs for p in (path, sidecar_path(path))], [], overwrite=False)
 
     written: list[Path] = []
     for path, what in jobs:
         if path.suffix == ".csv":
-            write_csv(
-                what,
-                path,
-                metadata=meta,
-                encoding=encoding,
-                overwrite=overwrite,
-                protect=guard,
-                formula_guard=formula_guard,
-            )
+            write_csv(what, path, metadata=meta, encoding=encoding, formula_guard=formula_guard)
         elif path.suffix == ".geojson":
-            write_geojson(what, path, metadata=meta, overwrite=overwrite, protect=guard)
+            write_geojson(what, path, metadata=meta)
         else:
-            write_gpkg(path, what, metadata=meta, overwrite=overwrite, protect=guard)
+            write_gpkg(path, what, metadata=meta)
         written.append(path)
     return written
 
@@ -906,15 +949,8 @@ def _protected(
 
 def _check_targets(targets: Sequence[Path], protect: Sequence[Path], *, overwrite: bool) -> None:
     """Refuse inputs in the way always, and existing outputs unless ``overwrite``."""
-    guarded = [(p, p.resolve()) for p in protect]
+    refuse_inputs(targets, protect)
     for target in targets:
-        resolved = target.resolve()
-        for original, guard in guarded:
-            if resolved == guard or _same_file(target, original):
-                raise ExportError(
-                    f"{target} is an input file ({original}); outputs never replace inputs, "
-                    "not even with --overwrite. Choose another --out-dir or file name"
-                )
         if target.is_dir():
             raise ExportError(f"{target} is a folder; choose a file name for the output")
         if (target.exists() or target.is_symlink()) and not overwrite:
@@ -922,13 +958,6 @@ def _check_targets(targets: Sequence[Path], protect: Sequence[Path], *, overwrit
                 f"{target} already exists; pass --overwrite to replace it "
                 "or choose another --out-dir"
             )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 class _Writing:

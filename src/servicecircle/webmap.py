@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,31 @@ def _get(meta: Mapping[str, Any], *keys: str) -> Any:
 # --------------------------------------------------------------------------- map
 
 
+def check_tiles(tiles: str | None) -> str | None:
+    """The basemap to ask folium for (``None`` for none), or :class:`InputError`.
+
+    Named basemaps folium knows (``"OpenStreetMap"``, ``"CartoDB positron"`` …) and
+    ``"none"`` are accepted; anything else (an unknown name, a tile URL, which folium can
+    only use with an attribution) is refused with a message naming ``tiles``.
+    """
+    if tiles is None or tiles.strip().lower() in ("", "none"):
+        return None
+    hint = "use OpenStreetMap, 'CartoDB positron', or none for no basemap"
+    if "{" in tiles or "://" in tiles:
+        raise InputError(
+            f"tiles={tiles!r}: tile URLs are not supported yet (they need an attribution); "
+            + hint
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # folium's notes on providers' API keys
+            folium.raster_layers.TileLayer(tiles)
+    except (ValueError, KeyError):
+        raise InputError(f"tiles={tiles!r} is not a basemap folium knows; {hint}") from None
+    return tiles
+
+
+
 def new_map(
     bounds_wgs84: Sequence[float],
     *,
@@ -245,7 +271,7 @@ def new_map(
     west, south, east, north = bounds_wgs84
     m = folium.Map(
         location=[(south + north) / 2, (west + east) / 2],
-        tiles=tiles if tiles and tiles.lower() != "none" else None,
+        tiles=check_tiles(tiles),
         control_scale=True,
         prefer_canvas=prefer_canvas,
     )
