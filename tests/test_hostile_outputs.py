@@ -85,6 +85,14 @@ def _input_inside_set(name: str, what: str) -> Callable[[dict[str, Path]], None]
     return prep
 
 
+def _two_layers(d):
+    import geopandas as gpd
+
+    g = gpd.read_file(d["grids"])
+    g.to_file(d["root"] / "two.gpkg", layer="网格")
+    g.to_file(d["root"] / "two.gpkg", layer="other")
+
+
 IS_INPUT = "is an input file.*never replace inputs"
 HOLDS_INPUT = "holds an input file"
 NOT_OURS = "did not write.*never replaced"
@@ -256,6 +264,15 @@ CASES = [
     Case("stations-crs-unknown",
          lambda d: ["check", "--stations", d["stations"], "--stations-crs", "gcj-2"],
          "unknown coordinate system"),
+    Case("gpkg-with-two-layers-names-the-layer-option",
+         lambda d: ["coverage", *st(d), "--grids", d["root"] / "two.gpkg", "--grids-crs", CRS,
+                    *out(d)], r"网格, other.*--layer grids=", prep=_two_layers),
+    Case("layer-option-unknown-input",
+         lambda d: ["coverage", *an(d), *out(d), "--layer", "town=x"], "--layer"),
+    Case("csv-without-coordinates-names-x-col",
+         lambda d: ["coverage", "--osm", d["osm"], "--stations", d["resources"].with_name("a.csv"),
+                    "--stations-crs", CRS, *out(d)], "--x-col",
+         prep=lambda d: d["resources"].with_name("a.csv").write_text("a,b\n1,2\n")),
     Case("demo-osm-and-place",
          lambda d: ["demo", "--osm", d["osm"], "--place", "芝罘区", *out(d)], "--place"),
 ]  # fmt: skip

@@ -6,6 +6,7 @@ Errors the user can fix print ``error: …`` (what, where, what to do) on stderr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -14,6 +15,7 @@ import re
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -230,13 +232,23 @@ def check(
     encoding: Annotated[
         str | None, typer.Option(help="CSV encoding (default: detect UTF-8/GBK).")
     ] = None,
+    layers: LayerOpt = None,
 ) -> None:
     """Read and validate inputs; print what was found (counts, columns, WGS84 extent)."""
     from servicecircle import inputs
 
-    st = inputs.read_stations(
-        stations, crs=stations_crs, x_col=x_col, y_col=y_col, encoding=encoding
-    )
+    layer = _layers(layers)
+    if grids is not None and not grids_crs:
+        raise typer.BadParameter("--grids needs --grids-crs", param_hint="--grids-crs")
+    with _reading(ctx, "stations"):
+        st = inputs.read_stations(
+            stations,
+            crs=stations_crs,
+            x_col=x_col,
+            y_col=y_col,
+            encoding=encoding,
+            layer=layer.get("stations"),
+        )
     src = st.attrs["source"]
     w, s, e, n = st.total_bounds
     typer.echo(
@@ -247,9 +259,8 @@ def check(
     tiers = st["tier"].value_counts()
     typer.echo("tiers: " + ", ".join(f"{k} {v}" for k, v in tiers.items()))
     if grids is not None:
-        if not grids_crs:
-            raise typer.BadParameter("--grids needs --grids-crs", param_hint="--grids-crs")
-        gr = inputs.read_grids(grids, crs=grids_crs)
+        with _reading(ctx, "grids"):
+            gr = inputs.read_grids(grids, crs=grids_crs, layer=layer.get("grids"))
         typer.echo(f"{grids.name}: {len(gr)} grids")
         inputs.check_alignment(st, gr)
 
@@ -324,6 +335,20 @@ TierOpt = Annotated[
         help="Own threshold per station tier in minutes, e.g. "
         "'district=15,subdistrict=10,station=5' (reported per tier and combined)."
     ),
+]
+LayerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layer",
+        help="Layer of a file with several (GeoPackage), per input: --layer grids=网格 "
+        "(repeat for other inputs: stations, grids, buildings, boundary, resources, premises).",
+    ),
+]
+XColOpt = Annotated[
+    str | None, typer.Option(help="Longitude/x column of the CSV inputs (default: found by name).")
+]
+YColOpt = Annotated[
+    str | None, typer.Option(help="Latitude/y column of the CSV inputs (default: found by name).")
 ]
 OutDirOpt = Annotated[Path, typer.Option(help="Folder for the outputs (created if missing).")]
 FormatOpt = Annotated[
@@ -463,6 +488,68 @@ def _run_facts(ctx: typer.Context) -> dict[str, Any]:
     return {"command": ctx.command_path, "arguments": _state["argv"]}
 
 
+#: The inputs a command reads by kind; ``--layer KIND=NAME`` and messages name them.
+INPUT_KINDS = ("stations", "grids", "buildings", "boundary", "resources", "premises")
+
+
+def _layers(values: list[str] | None) -> dict[str, str]:
+    """``--layer grids=网格 --layer stations=驿站`` as ``{"grids": "网格", ...}``."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        kind, sep, name = value.partition("=")
+        kind = kind.strip().lower()
+        if not sep or kind not in INPUT_KINDS or not name.strip():
+            raise typer.BadParameter(
+                f"{value!r}: write INPUT=LAYER with INPUT one of {', '.join(INPUT_KINDS)}, "
+                "e.g. --layer grids=网格",
+                param_hint="--layer",
+            )
+        out[kind] = name.strip()
+    return out
+
+
+@contextlib.contextmanager
+def _reading(ctx: typer.Context, kind: str) -> Iterator[None]:
+    """Errors while reading the ``kind`` input name this command's options for it.
+
+    The readers speak of their parameters (``crs=``, ``layer=``, ``x_col=``,
+    ``encoding=``); here they become ``--stations-crs``, ``--layer stations=NAME``, or,
+    where the command has no such option, what to do with the file instead.
+    """
+    try:
+        yield
+    except ServiceCircleError as exc:
+        exc.args = (_for_input(ctx, kind, str(exc)),)
+        raise
+
+
+def _for_input(ctx: typer.Context, kind: str, message: str) -> str:
+    have = {p.name for p in ctx.command.params}
+    message = re.sub(r"--crs\b", f"--{kind}-crs", message)
+    message = re.sub(r"\bcrs=", f"--{kind}-crs ", message)
+    message = re.sub(r"\btrust_crs=True\b", "--trust-crs", message)
+    if "layers" in have:
+        message = re.sub(r"--layer\b(?! \w+=)", f"--layer {kind}=LAYER", message)
+        message = re.sub(r"\blayer=", f"--layer {kind}=", message)
+    else:
+        message = re.sub(
+            r"(choose|name) (one|one of them) with (--layer|layer=\S*)",
+            "save the layer you mean as a file of its own",
+            message,
+        )
+    message = re.sub(r"\bx_col=", "--x-col ", message)
+    message = re.sub(r"\by_col=", "--y-col ", message)
+    if "encoding" in have and ctx.command.name == "check":
+        message = re.sub(r"\bencoding=", "--encoding ", message)
+    else:
+        message = re.sub(
+            r"pass (--encoding|encoding=)\s*\S+ or leave the encoding unset to detect it",
+            "save the file as UTF-8 or GBK",
+            message,
+        )
+    return _for_cli(message)
+
+
 def _single_output(ctx: typer.Context, out: Path, *, overwrite: bool, flag: str = "--out") -> None:
     """Check a one-file output (a map, a grid file) before the work: never an input, never
     a folder, an existing file only with ``--overwrite``, in a writable folder."""
@@ -498,6 +585,10 @@ def _run_analysis(
     tier_minutes: str | None,
     gap_threshold: float | None = None,
     per_station_rings: bool = True,
+    ctx: typer.Context,
+    layer: dict[str, str],
+    x_col: str | None = None,
+    y_col: str | None = None,
 ) -> Any:
     """Read inputs, load the network, generate grids when needed and run the analysis."""
     from servicecircle import inputs
@@ -510,14 +601,21 @@ def _run_analysis(
     tiers = _parse_tiers(tier_minutes)
     steps = Steps(5 if grids is not None else 6)  # load (+ grids) + the 4 analysis steps
     # the user's files first: a mistake in them shows in a second, not after the network load
-    st = inputs.read_stations(stations, crs=stations_crs)
-    b = inputs.read_buildings(buildings, crs=buildings_crs) if buildings is not None else None
-    gr = area = None
+    with _reading(ctx, "stations"):
+        st = inputs.read_stations(
+            stations, crs=stations_crs, x_col=x_col, y_col=y_col, layer=layer.get("stations")
+        )
+    b = gr = area = None
+    if buildings is not None:
+        with _reading(ctx, "buildings"):
+            b = inputs.read_buildings(buildings, crs=buildings_crs, layer=layer.get("buildings"))
     if grids is not None:
-        gr = inputs.read_grids(grids, crs=grids_crs)
-        inputs.check_alignment(st, gr)
+        with _reading(ctx, "grids"):
+            gr = inputs.read_grids(grids, crs=grids_crs, layer=layer.get("grids"))
+            inputs.check_alignment(st, gr)
     elif boundary is not None:
-        area = inputs.read_grids(boundary, crs=boundary_crs)
+        with _reading(ctx, "boundary"):
+            area = inputs.read_grids(boundary, crs=boundary_crs, layer=layer.get("boundary"))
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)
         note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
@@ -602,6 +700,9 @@ def coverage(
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
+    layers: LayerOpt = None,
+    x_col: XColOpt = None,
+    y_col: YColOpt = None,
     preset: PresetOpt = "default",
     speed: SpeedOpt = None,
     frontage: FrontageOpt = 30.0,
@@ -621,6 +722,7 @@ def coverage(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    layer = _layers(layers)
     out_set = _preflight(
         ctx, out_dir, "coverage", encoding=encoding, overwrite=overwrite, weight=weight,
         lattice=lattice,
@@ -631,6 +733,7 @@ def coverage(
         boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
+        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -676,6 +779,9 @@ def gaps(
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
+    layers: LayerOpt = None,
+    x_col: XColOpt = None,
+    y_col: YColOpt = None,
     preset: PresetOpt = "default",
     speed: SpeedOpt = None,
     frontage: FrontageOpt = 30.0,
@@ -695,6 +801,7 @@ def gaps(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    layer = _layers(layers)
     out_set = _preflight(
         ctx, out_dir, "gaps", encoding=encoding, overwrite=overwrite, weight=weight,
         lattice=lattice,
@@ -717,6 +824,7 @@ def gaps(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
+        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -798,6 +906,9 @@ def sites(
     ] = 60.0,
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
+    layers: LayerOpt = None,
+    x_col: XColOpt = None,
+    y_col: YColOpt = None,
     preset: PresetOpt = "default",
     speed: SpeedOpt = None,
     frontage: FrontageOpt = 30.0,
@@ -817,6 +928,7 @@ def sites(
 
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
+    layer = _layers(layers)
     kinds = {c.strip() for c in candidates.split(",") if c.strip()}
     if not kinds or kinds - {"nodes", "grids", "premises"}:
         raise typer.BadParameter(
@@ -835,7 +947,12 @@ def sites(
         ctx, out_dir, "sites", encoding=encoding, overwrite=overwrite, weight=weight,
         lattice=lattice,
     )  # fmt: skip
-    prem = inputs.read_resources(premises, crs=premises_crs) if premises is not None else None
+    prem = None
+    if premises is not None:
+        with _reading(ctx, "premises"):
+            prem = inputs.read_resources(
+                premises, crs=premises_crs, x_col=x_col, y_col=y_col, layer=layer.get("premises")
+            )
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -843,6 +960,7 @@ def sites(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=None,
         gap_threshold=threshold, per_station_rings=False,
+        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     cands = siting.candidate_sites(
         analysis.network,
@@ -950,6 +1068,9 @@ def map_cmd(
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
+    layers: LayerOpt = None,
+    x_col: XColOpt = None,
+    y_col: YColOpt = None,
     preset: PresetOpt = "default",
     speed: SpeedOpt = None,
     frontage: FrontageOpt = 30.0,
@@ -967,13 +1088,21 @@ def map_cmd(
     from servicecircle import inputs, webmap
 
     _need_crs(resources, resources_crs, "resources")
+    layer = _layers(layers)
     _single_output(ctx, out, overwrite=overwrite)
     webmap.check_tiles(tiles)
     walk = _walk_settings(preset, speed, frontage, max_snap)
     _check_threshold(walk, threshold)
     res = None
     if resources is not None:
-        res = inputs.read_resources(resources, crs=resources_crs)
+        with _reading(ctx, "resources"):
+            res = inputs.read_resources(
+                resources,
+                crs=resources_crs,
+                x_col=x_col,
+                y_col=y_col,
+                layer=layer.get("resources"),
+            )
     analysis = _run_analysis(
         osm=osm, stations=stations, stations_crs=stations_crs, grids=grids,
         grids_crs=grids_crs, buildings=buildings, buildings_crs=buildings_crs,
@@ -981,6 +1110,7 @@ def map_cmd(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
+        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     m = webmap.coverage_map(
         analysis.grids,
@@ -1022,6 +1152,7 @@ def grids_cmd(
         float,
         typer.Option(help="Blocks narrower than this on average (m) merge into a neighbour."),
     ] = 12.0,
+    layers: LayerOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Make red grids (网格) with communities (社区) and sub-districts (街道) from the streets.
@@ -1044,7 +1175,12 @@ def grids_cmd(
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)
         note(str(net.summary()))
-    area = inputs.read_grids(boundary, crs=boundary_crs) if boundary is not None else None
+    area = None
+    if boundary is not None:
+        with _reading(ctx, "boundary"):
+            area = inputs.read_grids(
+                boundary, crs=boundary_crs, layer=_layers(layers).get("boundary")
+            )
     with steps.step("Generating grids from the streets"):
         gr = generate_grids(
             net,
