@@ -222,7 +222,7 @@ def test_demand_points_lattice_small_grid_gets_a_point():
         ({"weight": "population"}, "needs a population column"),
         ({"weight": "footprint"}, "needs buildings"),
         ({"weight": "people"}, "not one of"),
-        ({"lattice_m": 0}, "lattice spacing must be positive"),
+        ({"lattice_m": 0}, "lattice_m must be a positive number of metres, got 0"),
     ],
 )
 def test_bad_coverage_options(kwargs, message):
@@ -352,3 +352,40 @@ def test_shanghai_lattice_coverage_matches_networkx(shared_data):
         share = np.mean(pts["dist_m"].to_numpy() <= 60 * t)
         top = res.rollup[res.rollup["level"] == "district"].iloc[0]
         assert top[f"coverage_{t}min"] == pytest.approx(share)
+
+
+def test_a_centimetre_lattice_is_refused_before_anything_is_allocated():
+    net = lines_network(STREET)
+    grids = grids_frame([box(0, 0, 1000, 400), box(0, 400, 1000, 800)])
+    with pytest.raises(InputError) as info:
+        demand_points(grids, crs=net.crs, lattice_m=0.01)
+    text = str(info.value)
+    # 0.8 km² / 0.01² m² = 8e9 points, limit 5 M: the smallest spacing is √(0.8e6/5e6) → 1 m
+    assert text.startswith("lattice_m=0.01 would make about 8e+09 demand points in 2 grid(s)")
+    assert "of 0.80 km²; the limit is 5,000,000; use lattice_m of at least 1 m" in text
+
+
+def test_grids_the_size_of_a_country_point_at_their_crs():
+    from servicecircle.coverage import check_lattice_size
+
+    huge = np.array([shapely.box(0, 0, 200_000, 200_000)])  # 40,000 km²
+    with pytest.raises(InputError, match="far more than a district: check their coordinate"):
+        check_lattice_size(huge, 20.0)
+    assert check_lattice_size(huge, 100.0) == 4_000_001
+    with pytest.raises(InputError, match="lattice_m must be a positive number of metres, got nan"):
+        check_lattice_size(huge, float("nan"))
+
+
+def test_lattice_in_strips_equals_the_whole_bounding_box(monkeypatch):
+    from servicecircle import coverage
+
+    # a long thin diagonal grid: its bounding box holds 100× the points inside it
+    strip = shapely.Polygon([(0, 0), (20, 0), (2020, 2000), (2000, 2000)])
+    whole = coverage._lattice(np.array([strip]), 5.0)[1]
+    monkeypatch.setattr(coverage, "_LATTICE_CHUNK", 1000)  # a few rows at a time
+    owner, pts = coverage._lattice(np.array([strip]), 5.0)
+    assert len(pts) == len(whole) > 1000
+    assert shapely.equals(pts, whole).all()
+    assert (owner == 0).all()
+    xy = shapely.get_coordinates(pts)
+    assert shapely.contains_xy(strip, xy[:, 0], xy[:, 1]).all()

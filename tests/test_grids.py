@@ -452,3 +452,14 @@ def test_one_block_one_grid():
         "社区001-网格01",
     ]
     assert_partition(utm(out), box(0, 0, 100, 100))
+
+
+def test_absurd_grid_counts_are_refused_before_any_work():
+    net, _ = lattice(3, 3)
+    with pytest.raises(InputError, match=r"target_area_m2=1 would cut the 0\.09 km² boundary into "
+                                         r"90,000 grids; the limit is 50,000"):  # fmt: skip
+        grids.generate_grids(net, target_area_m2=1, min_block_m2=0)
+    with pytest.raises(InputError, match=r"n_grids=1,000,000 is more than the limit of 50,000"):
+        grids.generate_grids(net, n_grids=1_000_000, n_communities=1, n_subdistricts=1)
+    with pytest.raises(InputError, match="target_area_m2 must be positive m², got nan"):
+        grids.generate_grids(net, target_area_m2=float("nan"))

@@ -158,7 +158,7 @@ CASES = [
             text_file("stations.csv", "id,name,lat\n1,a,37.5\n"),
             stations(crs=4326),
             InputError,
-            msg("stations.csv: no longitude/x column; the columns are id, name, lat", "--x-col"),
+            msg("stations.csv: no longitude/x column; the columns are id, name, lat", "x_col="),
         ),
         id="missing-coordinate-columns",
     ),
@@ -169,7 +169,7 @@ CASES = [
             InputError,
             msg(
                 "stations.csv: several columns could be the longitude/x coordinate (lng, "
-                "longitude); choose one with --x-col"
+                "longitude); choose one with x_col="
             ),
         ),
         id="ambiguous-lng-longitude",
@@ -181,7 +181,7 @@ CASES = [
             InputError,
             msg(
                 "stations.csv: several columns could be the longitude/x coordinate (经度, lon)",
-                "--x-col",
+                "x_col=",
             ),
         ),
         id="ambiguous-jingdu-lon",
@@ -203,7 +203,7 @@ CASES = [
             text_file("stations.csv", "id,lon,lat\n1,121.4,37.5\n"),
             stations(crs=4326, x_col="lon", y_col="lon"),
             InputError,
-            msg("stations.csv: the x and y columns are both 'lon'", "--y-col"),
+            msg("stations.csv: the x and y columns are both 'lon'", "y_col="),
         ),
         id="x-and-y-same-column",
     ),
@@ -269,7 +269,7 @@ CASES = [
             InputError,
             msg(
                 "stations.csv: longitude and latitude look swapped in 2 of 2 row(s)",
-                "--x-col (longitude) and --y-col (latitude)",
+                "x_col= (longitude) and y_col= (latitude)",
                 "row 2: (37.5, 121.4)",
                 "row 3: (37.51, 121.41)",
             ),
@@ -281,7 +281,7 @@ CASES = [
             text_file("stations.csv", "id,lon,lat\n1,37.50,121.40\n2,37.51,121.41\n"),
             stations(crs=4326),
             InputError,
-            msg("stations.csv: longitude and latitude look swapped", "--x-col", "row 2"),
+            msg("stations.csv: longitude and latitude look swapped", "x_col=", "row 2"),
         ),
         id="swapped-wgs84",
     ),
@@ -306,7 +306,7 @@ CASES = [
             CRSError,
             msg(
                 "stations.csv: 2 row(s) lie outside China, where gcj02 is not defined",
-                "declare --crs EPSG:4326",
+                "declare crs='EPSG:4326'",
                 "row 2: (24.94, 60.17)",
             ),
         ),
@@ -322,7 +322,7 @@ CASES = [
             CRSError,
             msg(
                 "grids.geojson: 1 feature(s) lie outside China",
-                "declare --crs EPSG:4326",
+                "declare crs='EPSG:4326'",
                 "feature 2: (24.94, 60.17)",
             ),
         ),
@@ -475,7 +475,7 @@ CASES = [
                 "stations.csv: not valid utf-8 (byte 0x",
                 "on line 1)",
                 "looks like GBK",
-                "pass --encoding gbk",
+                "pass encoding='gbk'",
             ),
         ),
         id="gbk-read-as-utf8",
@@ -494,7 +494,10 @@ CASES = [
             bytes_file("stations.csv", b"id,lon,lat\n1,121.4,37.5\n2,\xff\xfe\xff,37.5\n"),
             stations(crs=4326),
             InputError,
-            msg("stations.csv: text is neither UTF-8 nor GBK; save it from Excel as 'CSV UTF-8'"),
+            msg(
+                "stations.csv: text is neither UTF-8 nor GBK (byte 0xff in row 3 fits neither)",
+                "save it from Excel as 'CSV UTF-8'",
+            ),
         ),
         id="neither-utf8-nor-gbk",
     ),
@@ -651,7 +654,7 @@ CASES = [
             gpkg_file("stations.gpkg", {"a": WGS_FRAME, "b": WGS_FRAME}),
             stations(crs=4326),
             InputError,
-            msg("stations.gpkg: has 2 layers (a, b); choose one with --layer"),
+            msg("stations.gpkg: has 2 layers (a, b); choose one with layer=NAME"),
         ),
         id="multilayer-gpkg-without-layer",
     ),
@@ -660,7 +663,7 @@ CASES = [
             gpkg_file("stations.gpkg", {"a": WGS_FRAME, "b": WGS_FRAME}),
             stations(crs=4326, layer="c"),
             InputError,
-            msg("stations.gpkg: has no layer 'c'; its layers are a, b", "--layer"),
+            msg("stations.gpkg: has no layer 'c'; its layers are a, b", "layer=NAME"),
         ),
         id="gpkg-unknown-layer",
     ),
@@ -748,7 +751,7 @@ CASES = [
                 "every station in stations.csv (declared EPSG:4326) is at least",
                 "m from the grids in grids.geojson (declared EPSG:4326)",
                 "AMap/Tencent = gcj02, Baidu = bd09",
-                "check --crs",
+                "check the crs= of each",
             ),
         ),
         id="grids-far-from-stations",
@@ -1063,3 +1066,161 @@ def test_excel_trailing_commas_and_blank_rows_load(tmp_path: Path) -> None:
     assert out["station_id"].tolist() == ["1", "3"]
     assert out.columns.tolist() == ["station_id", "name", "tier", "id", "geometry"]
     assert out.attrs["source"]["rows"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# encodings: a BOM over GBK text, and files that mix UTF-8 and GBK rows
+
+
+def test_utf8_bom_over_gbk_text_is_read_as_gbk_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "stations.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GBK_CSV.encode("gbk"))
+    with pytest.warns(ServiceCircleWarning, match=r"byte-order mark, but its text is GBK"):
+        st = read_stations(path, crs=4326)
+    assert list(st["name"]) == ["毓璜顶街道驿站", "向阳街道驿站"]
+    assert st.attrs["source"]["encoding"] == "gbk"
+
+
+def test_rows_in_two_encodings_are_refused_naming_both_rows(tmp_path: Path) -> None:
+    path = tmp_path / "stations.csv"
+    path.write_bytes(
+        "编号,名称,经度,纬度\n1,毓璜顶街道驿站,121.39,37.54\n".encode()
+        + "2,向阳街道驿站,121.40,37.53\n".encode("gbk")
+    )
+    with pytest.raises(InputError, match=r"mixes two text encodings: row 1 is UTF-8 but row 3"):
+        read_stations(path, crs=4326)
+
+
+def test_pure_gbk_with_one_character_names_is_not_taken_for_mixed(tmp_path: Path) -> None:
+    # one GBK character passes as UTF-8 now and then (as a Latin letter), never as Chinese
+    names = [chr(c) for c in range(0x4E00, 0x4E00 + 400)]
+    names = [n for n in names if _gbk(n)]
+    rows = "".join(f"{i},{n},121.39,37.54\n" for i, n in enumerate(names, start=1))
+    path = tmp_path / "stations.csv"
+    path.write_bytes(("id,name,lon,lat\n" + rows).encode("gbk"))
+    st = read_stations(path, crs=4326)
+    assert list(st["name"]) == names
+
+
+def _gbk(text: str) -> bool:
+    try:
+        text.encode("gbk")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# shapefile companions, non-finite numbers
+
+
+@pytest.mark.parametrize(("drop", "named"), [(".dbf", "grids.dbf"), (".shx", "grids.shx")])
+def test_shapefile_without_a_companion_file_is_refused(tmp_path: Path, drop, named) -> None:
+    frame = gpd.GeoDataFrame({"gid": ["a"]}, geometry=[box(LON, LAT, LON + 0.01, LAT + 0.01)],
+                             crs=4326)  # fmt: skip
+    frame.to_file(tmp_path / "grids.shp", engine="pyogrio")
+    (tmp_path / "grids.shp").with_suffix(drop).unlink()
+    with pytest.raises(
+        InputError, match=msg(f"grids.shp: the Shapefile's companion file(s) {named}")
+    ):
+        read_grids(tmp_path / "grids.shp", crs=4326)
+
+
+def test_shapefile_without_prj_loads_with_the_declared_crs(tmp_path: Path) -> None:
+    frame = gpd.GeoDataFrame({"gid": ["a"]}, geometry=[box(LON, LAT, LON + 0.01, LAT + 0.01)],
+                             crs=4326)  # fmt: skip
+    frame.to_file(tmp_path / "grids.shp", engine="pyogrio")
+    (tmp_path / "grids.prj").unlink()
+    assert list(read_grids(tmp_path / "grids.shp", crs=4326)["gid"]) == ["a"]
+
+
+def test_infinite_population_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "grids.geojson"
+    path.write_text(collection(feature(square(LON, LAT), 人口="1e999")), encoding="utf-8")
+    with pytest.raises(InputError, match=msg("feature 1: population '1e999'", "not a finite")):
+        read_grids(path, crs=4326)
+
+
+# --------------------------------------------------------------------------------------------
+# overlapping grids, and boundaries
+
+
+def _grid_file(tmp_path: Path, *squares: tuple[float, float, float]) -> Path:
+    path = tmp_path / "grids.geojson"
+    feats = [feature(square(x, y, d), grid_id=f"G{i + 1}") for i, (x, y, d) in enumerate(squares)]
+    path.write_text(collection(*feats), encoding="utf-8")
+    return path
+
+
+def test_overlapping_grids_are_refused_naming_the_pairs(tmp_path: Path) -> None:
+    d = 0.01
+    path = _grid_file(tmp_path, (LON, LAT, d), (LON + d / 2, LAT, d), (LON + 2 * d, LAT, d))
+    with pytest.raises(InputError) as info:
+        read_grids(path, crs=4326)
+    assert "1 pair(s) of grids overlap by more than 1% of the smaller grid" in str(info.value)
+    assert "allow_overlaps=True" in str(info.value)
+    [line] = info.value.problems
+    assert line.startswith("G1 (feature 1) and G2 (feature 2): ")
+    assert line.endswith("50% of the smaller")
+    # nested layers are the user's choice
+    assert len(read_grids(path, crs=4326, allow_overlaps=True)) == 3
+
+
+def test_slivers_and_shared_edges_are_not_overlaps(tmp_path: Path) -> None:
+    d = 0.01  # ~0.9 × 1.1 km; the second grid reaches 0.5 % of a side into the first
+    path = _grid_file(tmp_path, (LON, LAT, d), (LON + d * 0.995, LAT, d), (LON, LAT + d, d))
+    assert len(read_grids(path, crs=4326)) == 3
+
+
+def test_overlap_check_takes_a_district_of_grids_quickly() -> None:
+    import time
+
+    from servicecircle.inputs import check_overlaps
+
+    cells = [
+        box(
+            LON + i % 32 * 0.002,
+            LAT + i // 32 * 0.002,
+            LON + (i % 32 + 1) * 0.002,
+            LAT + (i // 32 + 1) * 0.002,
+        )
+        for i in range(1024)
+    ]
+    cells.append(box(LON + 0.0005, LAT + 0.0005, LON + 0.0015, LAT + 0.0015))  # inside cell 0
+    geoms = gpd.GeoSeries(cells, crs=4326)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        check_overlaps(geoms)
+    assert time.perf_counter() - t0 < 2.0
+    assert info.value.problems == [
+        f"#1 (feature 1) and #1025 (feature 1025): {info.value.problems[0].split(': ')[1]}"
+    ]
+    assert "100% of the smaller" in info.value.problems[0]
+
+
+def test_boundary_of_several_overlapping_polygons_is_read(tmp_path: Path) -> None:
+    from servicecircle.inputs import read_boundary
+
+    d = 0.01
+    path = _grid_file(tmp_path, (LON, LAT, d), (LON + d / 2, LAT, d))
+    out = read_boundary(path, crs=4326)
+    assert len(out) == 2
+    assert out.crs.to_epsg() == 4326
+    assert out.attrs["source"]["kind"] == "boundary"
+    lines = tmp_path / "line.geojson"
+    line = {"type": "LineString", "coordinates": [[LON, LAT], [LON + d, LAT]]}
+    lines.write_text(collection(feature(line)))
+    with pytest.raises(InputError, match="a boundary must be polygons"):
+        read_boundary(lines, crs=4326)
+
+
+def test_nan_coordinates_in_a_geojson_name_the_feature(tmp_path: Path) -> None:
+    path = tmp_path / "stations.geojson"
+    path.write_text(
+        '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},'
+        f'"geometry":{{"type":"Point","coordinates":[{LON},{LAT}]}}}},'
+        '{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[NaN,1]}}]}'
+    )
+    with pytest.raises(InputError, match=msg("1 feature(s) have coordinates that are not numbers",
+                                             "feature 2: NaN or infinite")):  # fmt: skip
+        read_stations(path, crs=4326)

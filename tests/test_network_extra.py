@@ -3,6 +3,7 @@ stations appended to the CSR."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import geopandas as gpd
@@ -119,7 +120,7 @@ def test_real_stations_in_a_chinese_datum_declared_wgs84_get_the_datum_hint(shan
     assert len(problems) == 12
     for line in problems:
         # read in the right datum each station is back on its node: 0 m away
-        assert f"read as {datum} it would be 0 m away: try --crs {datum}" in line
+        assert f"read as {datum} it would be 0 m away: try crs='{datum}'" in line
 
 
 def test_a_few_gcj02_stations_among_good_ones_warn_with_the_hint(shanghai):
@@ -133,9 +134,9 @@ def test_a_few_gcj02_stations_among_good_ones_warn_with_the_hint(shanghai):
     sn = snapping.snap_to_edges(shanghai, stations)
     with pytest.warns(ServiceCircleWarning, match="3 of 12 station") as record:
         problems = snapping.check_station_snaps(shanghai, stations, sn, max_snap_m=250)
-    assert "try --crs gcj02" in str(record[0].message)
+    assert "try crs='gcj02'" in str(record[0].message)
     assert [p.split(" ")[1] for p in problems] == ["SH-00", "SH-01", "SH-02"]
-    assert all("try --crs gcj02" in p for p in problems)
+    assert all("try crs='gcj02'" in p for p in problems)
 
 
 def test_wgs84_stations_declared_gcj02_get_the_wgs84_hint(shanghai):
@@ -148,7 +149,7 @@ def test_wgs84_stations_declared_gcj02_get_the_wgs84_hint(shanghai):
     sn = snapping.snap_to_edges(shanghai, stations)
     with pytest.raises(SnapError) as info:
         snapping.check_station_snaps(shanghai, stations, sn, max_snap_m=250)
-    assert all("read as wgs84 it would be 0 m away: try --crs EPSG:4326" in p
+    assert all("read as wgs84 it would be 0 m away: try crs='EPSG:4326'" in p
                for p in info.value.problems)  # fmt: skip
 
 
@@ -306,3 +307,55 @@ def test_inconsistent_arrays_are_refused():
         WalkNetwork(xy, [0], [2], coords, [0, 2], crs=32651)  # node 2 does not exist
     with pytest.raises(ValueError, match="inconsistent"):
         WalkNetwork(xy, [0], [1], coords, [0, 1, 2], crs=32651)  # offsets for two edges
+
+
+# --------------------------------------------------------------------------------------------
+# files that are not what their names say, GraphML from networkx
+
+
+def test_a_copy_under_another_name_reports_its_own_name_from_the_cache(tmp_path, cache):
+    first = _quiet_load(_write_osm(tmp_path / "block.osm"))
+    copy = tmp_path / "copy.osm"
+    copy.write_bytes((tmp_path / "block.osm").read_bytes())
+    second = _quiet_load(copy)
+    assert "cached" in second.source
+    assert (first.source["file"], second.source["file"]) == ("block.osm", "copy.osm")
+    assert second.source["path"] == str(copy)
+
+
+def test_graphml_written_by_networkx_with_typed_values_loads(tmp_path, cache):
+    g = nx.MultiDiGraph(crs="epsg:4326")
+    g.add_node(1, x=121.39, y=37.54)  # floats, as networkx writes them (osmnx writes text)
+    g.add_node(2, x=121.391, y=37.54)
+    g.add_node(3, x=121.391, y=37.5408)
+    g.add_edge(1, 2, highway="residential", osmid=5)
+    g.add_edge(2, 3, highway="motorway", osmid=6)
+    nx.write_graphml(g, tmp_path / "typed.graphml")
+    net = _quiet_load(tmp_path / "typed.graphml", simplify=False)
+    assert (net.n_nodes, net.n_edges) == (2, 1)  # the motorway is not walkable
+    assert net.edge_length_m[0] == pytest.approx(88.1, abs=0.5)  # 0.001° of longitude at 37.5°
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind", "message"),
+    [
+        ("a.osm", b"<html><body>502 Bad Gateway</body></html>", "xml", "starts like an HTML page"),
+        ("a.osm", b"\xef\xbb\xbf  <?xml version='1.0'?><osm version='0.6'/>", "xml", None),
+        ("a.osm", b"<?xml version='1.0'?>\n<!-- c --><gpx/>", "xml", "root element <gpx>"),
+        ("a.osm", b"\x00\x00\x00\x0d\x0a\x09OSMHeader" + b"\x00" * 20, "xml", "it is OSM PBF"),
+        ("a.osm", b"id,lon,lat\n1,2,3\n", "xml", "starts like text ('id,lon,lat')"),
+        ("a.graphml", b"<?xml version='1.0'?><graphml xmlns='x'/>", "graphml", None),
+        ("a.graphml", b"<?xml version='1.0'?><osm/>", "graphml", "it is OSM XML: rename"),
+        ("a.osm.gz", b"<osm/>", "xml", "has a .gz name but is not gzip-compressed"),
+        ("a.osm.gz", b"\x1f\x8b" + b"\x00" * 30, "xml", "looks truncated or corrupt"),
+        ("a.osm.pbf", b"BZh91AY&SY", "pbf", "starts like bzip2-compressed data"),
+    ],
+)
+def test_network_files_are_sniffed_before_parsing(tmp_path, name, content, kind, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    if message is None:
+        assert netmod.sniff_network_file(path, kind).startswith(content[:16])
+        return
+    with pytest.raises(NetworkError, match=re.escape(message)):
+        netmod.sniff_network_file(path, kind)

@@ -155,3 +155,49 @@ def test_mostly_far_stations_are_an_error():
     sn = snapping.snap_to_edges(net, stations)
     with pytest.raises(SnapError, match="2 of 2 station"):
         snapping.check_station_snaps(net, stations, sn, max_snap_m=250)
+
+
+def test_far_stations_are_dropped_and_the_rest_keep_their_snaps():
+    net = straight_street()
+    stations = gpd.GeoDataFrame(
+        {"station_id": ["ZF-1", "ZF-2", "ZF-3"], "name": ["近", "远", "也近"]},
+        geometry=points((50, 10), (50, 900), (150, 5)).to_numpy(),
+        crs=net.crs,
+    )
+    stations.attrs["source"] = {"file": "s.csv", "crs": "EPSG:32651"}
+    sn = snapping.snap_to_edges(net, stations)
+    with pytest.warns(ServiceCircleWarning, match=r"1 of 3 .*left out of the analysis"):
+        kept, kept_sn, dropped = snapping.drop_far_stations(net, stations, sn, max_snap_m=250)
+    assert list(kept["station_id"]) == ["ZF-1", "ZF-3"]
+    assert list(kept.index) == [0, 1]
+    assert list(kept_sn.index) == [0, 1]
+    assert kept_sn["leg_m"].tolist() == pytest.approx([10, 5])
+    assert kept.attrs["source"]["file"] == "s.csv"
+    assert list(dropped["station_id"]) == ["ZF-2"]
+    assert dropped["leg_m"].tolist() == pytest.approx([900])
+    assert dropped["problem"].iloc[0].startswith("station ZF-2 (远): 900 m")
+
+
+def test_the_analysis_uses_only_the_kept_stations():
+    from servicecircle.pipeline import analyse
+
+    net = straight_street()
+    stations = gpd.GeoDataFrame(
+        {"station_id": ["a", "far", "b"], "name": ["A", "F", "B"], "tier": "station"},
+        geometry=points((20, 5), (100, 1500), (180, 5)).to_numpy(),
+        crs=net.crs,
+    )
+    grids = gpd.GeoDataFrame(
+        {"grid_id": ["g"]}, geometry=[shapely.box(*points((0, -20)).total_bounds[:2],
+                                                   *points((200, 20)).total_bounds[:2])],
+        crs=net.crs,
+    )  # fmt: skip
+    with pytest.warns(ServiceCircleWarning, match="1 of 3 station"):
+        a = analyse(net, stations, grids, lattice_m=10)
+    assert list(a.stations["station_id"]) == ["a", "b"]
+    assert len(a.stations_snapped) == 2
+    assert list(a.dropped_stations["station_id"]) == ["far"]
+    assert a.metadata["stations_dropped"] == [{"station_id": "far", "name": "F", "leg_m": 1500.0}]
+    assert set(a.coverage.grids["station_id"]) <= {"a", "b"}
+    assert set(a.station_rings["station_id"]) == {"a", "b"}
+    assert a.coverage.points["station"].max() <= 1

@@ -33,7 +33,7 @@ def test_custom_speed_rederives_distances():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"speed_m_per_min": 0}, "speed_m_per_min must be > 0"),
+        ({"speed_m_per_min": 0}, "speed_m_per_min must be between 20 and 150"),
         ({"thresholds_min": (10, 5)}, "ascending"),
         ({"thresholds_min": (5, 10), "distances_m": (300,)}, "one distance per threshold"),
         ({"frontage_m": -1}, "frontage_m"),
@@ -57,3 +57,43 @@ def test_package_settings_reject_unknown_names_and_bad_values(tmp_path):
         s.cache_dir = tmp_path
     with pytest.raises(TypeError, match="use_cache"):
         s.use_cache = "yes"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"speed_m_per_min": float("inf")}, r"speed_m_per_min must be a finite number, got inf"),
+        ({"speed_m_per_min": float("nan")}, r"speed_m_per_min must be a finite number, got nan"),
+        ({"speed_m_per_min": -60}, r"speed_m_per_min must be between 20 and 150"),
+        ({"speed_m_per_min": 4.5}, r"4\.5 km/h is 75 m/min"),
+        ({"speed_m_per_min": 151}, r"between 20 and 150 .*got 151"),
+        ({"speed_m_per_min": "fast"}, r"speed_m_per_min must be a number, got 'fast'"),
+        ({"thresholds_min": (5, 1e12)}, r"thresholds_min must be positive minutes up to 120"),
+        ({"thresholds_min": (float("nan"),)}, r"thresholds_min must be a finite number"),
+        ({"thresholds_min": (0, 5)}, r"thresholds_min must be positive minutes"),
+        ({"thresholds_min": ()}, r"thresholds_min must be positive minutes up to 120, got none"),
+        ({"thresholds_min": (5,), "distances_m": (float("inf"),)}, r"distances_m must be a finite"),
+        (
+            {"thresholds_min": (5,), "distances_m": (20_001,)},
+            r"distances_m must be at most 20,000 m",
+        ),
+        ({"thresholds_min": (5, 10), "distances_m": (300, 1e12)}, r"lower distances_m"),
+        ({"frontage_m": float("inf")}, r"frontage_m must be a finite number"),
+        ({"frontage_m": 1e9}, r"frontage_m must be between 0 and 200 metres"),
+        ({"max_snap_m": -1}, r"max_snap_m must be > 0 and at most 2,000 metres, got -1"),
+        ({"max_snap_m": 0}, r"max_snap_m must be > 0"),
+        ({"max_snap_m": float("inf")}, r"max_snap_m must be a finite number"),
+        ({"max_snap_m": 2001}, r"at most 2,000 metres"),
+    ],
+)
+def test_absurd_walk_settings_are_refused_naming_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WalkSettings(**kwargs)
+
+
+def test_the_bounds_themselves_are_accepted():
+    w = WalkSettings(speed_m_per_min=150, thresholds_min=(5, 120), frontage_m=200, max_snap_m=2000)
+    assert w.distances_m == (750.0, 18_000.0)
+    assert WalkSettings(speed_m_per_min=20, frontage_m=0).distances_m == (100.0, 200.0, 300.0)
+    # numbers given as text or ints come out as floats
+    assert WalkSettings(speed_m_per_min="75", thresholds_min=5).as_dict()["speed_m_per_min"] == 75.0

@@ -399,3 +399,27 @@ def test_proposed_sites_as_stations_give_the_reported_coverage_on_helsinki():
         assert res["cum_weight"].iloc[-1] == pytest.approx(top["covered_5min"], rel=1e-9)
         assert res["cum_share"].iloc[-1] == pytest.approx(top["coverage_5min"], rel=1e-9)
     assert final["mclp"] >= final["greedy"] - 1e-6
+
+
+def test_too_many_candidates_are_refused_naming_the_count(monkeypatch):
+    net = _street_grid()  # 40 street ends: every node is a candidate at a tiny spacing
+    monkeypatch.setattr(siting, "MAX_CANDIDATES", 30)
+    with pytest.raises(InputError, match=r"40 candidate sites \(40 node\); the limit is 30"):
+        siting.candidate_sites(net, spacing_m=0.01)
+    assert len(siting.candidate_sites(net, spacing_m=100)) <= 30
+    with pytest.raises(InputError, match="spacing_m must be a positive number of metres, got inf"):
+        siting.candidate_sites(net, spacing_m=float("inf"))
+
+
+def test_a_coverage_matrix_too_big_is_refused_before_it_is_built(monkeypatch):
+    net = _street_grid()
+    grids = grids_frame([box(0, 0, 300, 300)])
+    cov = compute_coverage(net, stations_at((0, 0)), grids, walk=WalkSettings(), lattice_m=10)
+    snapped = snap_to_edges(net, stations_at((0, 0)))
+    monkeypatch.setattr(siting, "MAX_MATRIX_ENTRIES", 1000)
+    with pytest.raises(
+        InputError, match=r"would make a coverage matrix of about .* the limit is 1,000"
+    ):
+        siting.propose_sites(net, cov, snapped, k=1, distance_m=100, spacing_m=1)
+    with pytest.raises(InputError, match="distance_m must be positive metres up to 20,000"):
+        siting.propose_sites(net, cov, snapped, k=1, distance_m=1e12)

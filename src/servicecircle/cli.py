@@ -42,7 +42,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, Any] = {"verbose": False, "argv": []}
+_state: dict[str, Any] = {"verbose": False, "argv": [], "have": set()}
 
 CrsOpt = Annotated[
     str,
@@ -61,6 +61,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks and detailed log lines.")
     ] = False,
@@ -70,6 +71,8 @@ def _main(
     ] = False,
 ) -> None:
     _state["verbose"] = verbose
+    sub = ctx.command.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    _state["have"] = {p.name for p in sub.params} if sub is not None else set()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -104,8 +107,10 @@ _FLAGS = {
     "target_area_m2": "--target-area",
     "min_block_m2": "--min-block",
     "min_width_m": "--min-width",
-    "x_col": "--x-col",
-    "y_col": "--y-col",
+    "n_communities": "--n-communities",
+    "n_subdistricts": "--n-subdistricts",
+    "keep_private": "--keep-private",
+    "allow_overlaps": "--allow-overlaps",
 }
 
 
@@ -115,8 +120,13 @@ def _for_cli(message: str) -> str:
     ``speed_m_per_min=inf`` becomes ``--speed inf``, ``max_snap_m`` becomes ``--max-snap``.
     """
 
+    have = _state.get("have")
+
     def flag(m: re.Match[str]) -> str:
-        return _FLAGS[m.group(1)] + (" " if m.group(2) else "")
+        name = _FLAGS[m.group(1)]
+        if have and name.lstrip("-").replace("-", "_") not in have:
+            return m.group(0)  # no such option on this command: keep the parameter's name
+        return name + (" " if m.group(2) else "")
 
     message = re.sub(r"\b(" + "|".join(_FLAGS) + r")\b(=)?", flag, message)
     # plain words only where written as a parameter: "tiles='x'", not "tiles" in a sentence
@@ -233,6 +243,7 @@ def check(
         str | None, typer.Option(help="CSV encoding (default: detect UTF-8/GBK).")
     ] = None,
     layers: LayerOpt = None,
+    allow_overlaps: OverlapsOpt = False,
 ) -> None:
     """Read and validate inputs; print what was found (counts, columns, WGS84 extent)."""
     from servicecircle import inputs
@@ -260,9 +271,11 @@ def check(
     typer.echo("tiers: " + ", ".join(f"{k} {v}" for k, v in tiers.items()))
     if grids is not None:
         with _reading(ctx, "grids"):
-            gr = inputs.read_grids(grids, crs=grids_crs, layer=layer.get("grids"))
+            gr = inputs.read_grids(
+                grids, crs=grids_crs, layer=layer.get("grids"), allow_overlaps=allow_overlaps
+            )
         typer.echo(f"{grids.name}: {len(gr)} grids")
-        inputs.check_alignment(st, gr)
+        _check_alignment(st, gr)
 
 
 @app.command()
@@ -334,6 +347,13 @@ TierOpt = Annotated[
     typer.Option(
         help="Own threshold per station tier in minutes, e.g. "
         "'district=15,subdistrict=10,station=5' (reported per tier and combined)."
+    ),
+]
+OverlapsOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Accept grids that overlap (nested layers); otherwise overlapping grids, which "
+        "would count their demand twice, stop the run."
     ),
 ]
 LayerOpt = Annotated[
@@ -523,27 +543,36 @@ def _reading(ctx: typer.Context, kind: str) -> Iterator[None]:
         raise
 
 
+def _check_alignment(stations: Any, grids: Any) -> None:
+    from servicecircle import inputs
+
+    try:
+        inputs.check_alignment(stations, grids)
+    except ServiceCircleError as exc:
+        exc.args = (str(exc).replace("the crs= of each", "--stations-crs and --grids-crs"),)
+        raise
+
+
 def _for_input(ctx: typer.Context, kind: str, message: str) -> str:
     have = {p.name for p in ctx.command.params}
-    message = re.sub(r"--crs\b", f"--{kind}-crs", message)
+    message = re.sub(r"\bcrs='([^']*)'", rf"--{kind}-crs \1", message)
     message = re.sub(r"\bcrs=", f"--{kind}-crs ", message)
     message = re.sub(r"\btrust_crs=True\b", "--trust-crs", message)
     if "layers" in have:
-        message = re.sub(r"--layer\b(?! \w+=)", f"--layer {kind}=LAYER", message)
         message = re.sub(r"\blayer=", f"--layer {kind}=", message)
     else:
         message = re.sub(
-            r"(choose|name) (one|one of them) with (--layer|layer=\S*)",
+            r"(choose|name) (one|one of them) with layer=\S*",
             "save the layer you mean as a file of its own",
             message,
         )
-    message = re.sub(r"\bx_col=", "--x-col ", message)
-    message = re.sub(r"\by_col=", "--y-col ", message)
+    message = re.sub(r"\bx_col=( |$)?", "--x-col ", message)
+    message = re.sub(r"\by_col=( |$)?", "--y-col ", message)
     if "encoding" in have and ctx.command.name == "check":
-        message = re.sub(r"\bencoding=", "--encoding ", message)
+        message = re.sub(r"\bencoding='([^']*)'", r"--encoding \1", message)
     else:
         message = re.sub(
-            r"pass (--encoding|encoding=)\s*\S+ or leave the encoding unset to detect it",
+            r"pass encoding=\S+ or leave the encoding unset to detect it",
             "save the file as UTF-8 or GBK",
             message,
         )
@@ -587,6 +616,7 @@ def _run_analysis(
     per_station_rings: bool = True,
     ctx: typer.Context,
     layer: dict[str, str],
+    allow_overlaps: bool = False,
     x_col: str | None = None,
     y_col: str | None = None,
 ) -> Any:
@@ -611,11 +641,13 @@ def _run_analysis(
             b = inputs.read_buildings(buildings, crs=buildings_crs, layer=layer.get("buildings"))
     if grids is not None:
         with _reading(ctx, "grids"):
-            gr = inputs.read_grids(grids, crs=grids_crs, layer=layer.get("grids"))
-            inputs.check_alignment(st, gr)
+            gr = inputs.read_grids(
+                grids, crs=grids_crs, layer=layer.get("grids"), allow_overlaps=allow_overlaps
+            )
+        _check_alignment(st, gr)
     elif boundary is not None:
         with _reading(ctx, "boundary"):
-            area = inputs.read_grids(boundary, crs=boundary_crs, layer=layer.get("boundary"))
+            area = inputs.read_boundary(boundary, crs=boundary_crs, layer=layer.get("boundary"))
     with steps.step(f"Loading walking network {osm.name}") as note:
         net = netmod.load_network(osm)
         note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
@@ -701,6 +733,7 @@ def coverage(
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
+    allow_overlaps: OverlapsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -733,7 +766,7 @@ def coverage(
         boundary=boundary, boundary_crs=boundary_crs, n_grids=n_grids,
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
-        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
+        ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -780,6 +813,7 @@ def gaps(
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
+    allow_overlaps: OverlapsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -824,7 +858,7 @@ def gaps(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
-        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
+        ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -907,6 +941,7 @@ def sites(
     weight: WeightOpt = "auto",
     lattice: LatticeOpt = 20.0,
     layers: LayerOpt = None,
+    allow_overlaps: OverlapsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -960,7 +995,7 @@ def sites(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=None,
         gap_threshold=threshold, per_station_rings=False,
-        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
+        ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     cands = siting.candidate_sites(
         analysis.network,
@@ -1069,6 +1104,7 @@ def map_cmd(
     lattice: LatticeOpt = 20.0,
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
+    allow_overlaps: OverlapsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -1110,7 +1146,7 @@ def map_cmd(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
-        ctx=ctx, layer=layer, x_col=x_col, y_col=y_col,
+        ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
     )  # fmt: skip
     m = webmap.coverage_map(
         analysis.grids,
@@ -1178,7 +1214,7 @@ def grids_cmd(
     area = None
     if boundary is not None:
         with _reading(ctx, "boundary"):
-            area = inputs.read_grids(
+            area = inputs.read_boundary(
                 boundary, crs=boundary_crs, layer=_layers(layers).get("boundary")
             )
     with steps.step("Generating grids from the streets"):
@@ -1215,7 +1251,10 @@ def grids_cmd(
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """Our warnings as ``warning: …`` lines; a library's only with ``--verbose`` (logged)."""
     if issubclass(category, ServiceCircleWarning):
-        sys.stderr.write(f"warning: {message}\n")
+        text = _for_cli(str(message))
+        if "station" in text:  # far stations: the datum hint names the stations' option
+            text = re.sub(r"\bcrs='([^']*)'", r"--stations-crs \1", text)
+        sys.stderr.write(f"warning: {text}\n")
     else:
         logging.getLogger("servicecircle.libraries").info("%s: %s", category.__name__, message)
 

@@ -47,9 +47,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIERARCHY",
+    "MAX_DEMAND_POINTS",
     "UNASSIGNED",
     "WEIGHTS",
     "CoverageResult",
+    "check_lattice_size",
     "compute_coverage",
     "demand_points",
     "grid_coverage",
@@ -77,23 +79,65 @@ def suffix(minutes: float) -> str:
 # --------------------------------------------------------------------------- demand points
 
 
+#: Most demand points a lattice may have. Every point is held through snapping, walking
+#: and the exports (a few hundred bytes each, several GB at this limit); the 20 m lattice
+#: of a 1,000 km² district has 2.5 million. A larger count means a lattice spacing typed
+#: too small, or grids far larger than a district (a wrong coordinate system).
+MAX_DEMAND_POINTS = 5_000_000
+#: Lattice cells tested against a polygon at once (bounds the temporary arrays).
+_LATTICE_CHUNK = 1 << 20
+
+
+def check_lattice_size(geoms: NDArray[Any], spacing_m: float) -> int:
+    """Estimated lattice points of ``geoms`` (metres) at ``spacing_m``; InputError above
+    :data:`MAX_DEMAND_POINTS`, before anything is allocated."""
+    if not (np.isfinite(spacing_m) and spacing_m > 0):
+        raise InputError(f"lattice_m must be a positive number of metres, got {spacing_m}")
+    area = float(np.sum(shapely.area(geoms)))
+    estimate = area / spacing_m**2 + len(geoms)
+    if estimate > MAX_DEMAND_POINTS:
+        smallest = np.sqrt(area / max(MAX_DEMAND_POINTS - len(geoms), 1))
+        hint = (
+            f"; the grids cover {area / 1e6:,.0f} km², far more than a district: check their "
+            "coordinate system"
+            if area > 1e10
+            else f"; use lattice_m of at least {np.ceil(smallest):,.0f} m, or give buildings"
+        )
+        raise InputError(
+            f"lattice_m={spacing_m:g} would make about {estimate:.2g} demand points in "
+            f"{len(geoms):,} grid(s) of {area / 1e6:,.2f} km²; the limit is "
+            f"{MAX_DEMAND_POINTS:,}{hint}"
+        )
+    return int(estimate)
+
+
 def _lattice(geoms: NDArray[Any], spacing_m: float) -> tuple[NDArray[np.int64], NDArray[Any]]:
     """Points of one district-wide lattice inside each polygon: (polygon position, point).
 
     The lattice is anchored at multiples of the spacing, so neighbouring grids share it.
     A polygon too small or thin to hold a lattice point gets one point on its surface.
+    The size is checked first (:func:`check_lattice_size`), and each polygon's bounding
+    box is tested in strips, so a long diagonal grid allocates no huge temporary array.
     """
+    check_lattice_size(geoms, spacing_m)
     owner: list[NDArray[np.int64]] = []
     pts: list[NDArray[np.float64]] = []
     bounds = shapely.bounds(geoms)
     for i, (x0, y0, x1, y1) in enumerate(bounds):
         xs = np.arange(np.floor(x0 / spacing_m) + 0.5, np.ceil(x1 / spacing_m), 1.0) * spacing_m
         ys = np.arange(np.floor(y0 / spacing_m) + 0.5, np.ceil(y1 / spacing_m), 1.0) * spacing_m
-        gx, gy = np.meshgrid(xs, ys)
-        gx, gy = gx.ravel(), gy.ravel()
-        inside = shapely.contains_xy(geoms[i], gx, gy)
-        if inside.any():
-            xy = np.column_stack([gx[inside], gy[inside]])
+        rows = max(1, _LATTICE_CHUNK // max(xs.size, 1))
+        shapely.prepare(geoms[i])
+        found = []
+        for r in range(0, ys.size, rows):
+            gx, gy = np.meshgrid(xs, ys[r : r + rows])
+            gx, gy = gx.ravel(), gy.ravel()
+            inside = shapely.contains_xy(geoms[i], gx, gy)
+            if inside.any():
+                found.append(np.column_stack([gx[inside], gy[inside]]))
+        shapely.destroy_prepared(geoms[i])
+        if found:
+            xy = np.concatenate(found)
         else:
             xy = shapely.get_coordinates(shapely.point_on_surface(geoms[i]))
         pts.append(xy)
@@ -179,8 +223,8 @@ def demand_points(
         (``"building"`` or ``"lattice"``) and point geometry, in ``crs``. ``attrs["demand"]``
         records the kind, lattice spacing and weight used.
     """
-    if lattice_m <= 0:
-        raise InputError(f"lattice spacing must be positive metres, got {lattice_m}")
+    if not (np.isfinite(lattice_m) and lattice_m > 0):
+        raise InputError(f"lattice_m must be a positive number of metres, got {lattice_m}")
     has_buildings = buildings is not None and len(buildings) > 0
     weight = _resolve_weight(weight, grids, has_buildings=has_buildings)
     g = grids.to_crs(crs)
@@ -546,7 +590,8 @@ def _check_off_network(points: gpd.GeoDataFrame, walks: pd.DataFrame, far_m: flo
     message = (
         f"{share:.0%} of the demand lies more than {far_m:g} m from every street of the "
         f"network ({where}): the grids reach beyond the network extract, or one layer is in "
-        "another datum. Use a network that covers all grids (--osm), or check --grids-crs"
+        "another datum. Use a network that covers all grids, or check the coordinate system "
+        "declared for the grids"
     )
     if share > OFF_NETWORK_ERROR:
         raise InputError(message)

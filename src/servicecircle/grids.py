@@ -63,6 +63,7 @@ from servicecircle.errors import InputError
 from servicecircle.network import WalkNetwork
 
 __all__ = [
+    "MAX_GRIDS",
     "ZHIFU_COUNTS",
     "default_boundary",
     "generate_grids",
@@ -78,6 +79,9 @@ Boundary = shapely.Geometry | gpd.GeoDataFrame | gpd.GeoSeries | None
 # face's border; the overshoot is a dangle that polygonize ignores
 _CUT_OVERSHOOT_M = 1e-3
 _MAX_CUT_ROUNDS = 16
+#: Most grids (and communities, sub-districts) one generation makes: Zhifu has 1,024; the
+#: grouping is quadratic in places, and a count past this is a typing slip.
+MAX_GRIDS = 50_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,8 +686,14 @@ def generate_grids(
     geom = _as_boundary(network, boundary)
     area = float(geom.area)
     if target_area_m2 is not None:
-        if not target_area_m2 > 0:
-            raise InputError(f"target_area_m2 must be positive, got {target_area_m2}")
+        if not (np.isfinite(target_area_m2) and target_area_m2 > 0):
+            raise InputError(f"target_area_m2 must be positive m², got {target_area_m2}")
+        if area / target_area_m2 > MAX_GRIDS:
+            raise InputError(
+                f"target_area_m2={target_area_m2:g} would cut the {area / 1e6:,.2f} km² "
+                f"boundary into {area / target_area_m2:,.0f} grids; the limit is "
+                f"{MAX_GRIDS:,}: use a target area of at least {np.ceil(area / MAX_GRIDS):,.0f} m²"
+            )
         n_grids = max(1, round(area / target_area_m2))
     n_grids, n_communities, n_subdistricts = _check_counts(n_grids, n_communities, n_subdistricts)
     mean_area = area / n_grids
@@ -781,6 +791,11 @@ def _check_counts(
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if value > MAX_GRIDS:
+            raise InputError(
+                f"{name}={value:,} is more than the limit of {MAX_GRIDS:,} generated grids "
+                "(a district has about a thousand); ask for fewer"
+            )
     if n_communities > n_grids:
         raise InputError(
             f"n_communities ({n_communities:,}) is larger than n_grids ({n_grids:,}); each "

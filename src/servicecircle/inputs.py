@@ -30,8 +30,11 @@ from servicecircle.crs import WGS84, DeclaredCRS, local_utm_crs, parse_crs
 from servicecircle.errors import CRSError, InputError, ServiceCircleWarning
 
 __all__ = [
+    "OVERLAP_SHARE",
     "TIERS",
     "check_alignment",
+    "check_overlaps",
+    "read_boundary",
     "read_buildings",
     "read_grids",
     "read_resources",
@@ -134,11 +137,19 @@ def read_grids(
     grid_name_col: str | None = None,
     population_col: str | None = None,
     layer: str | None = None,
+    allow_overlaps: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read red grids (红色网格) as polygons in WGS84.
 
     Invalid polygons are repaired with a warning naming each feature; empty or
     non-polygon geometries are an error naming the features.
+
+    Grids must not overlap: demand in an overlap would be counted in both grids. Pairs
+    overlapping by more than :data:`OVERLAP_SHARE` of the smaller grid's area (digitising
+    slivers along shared edges stay below it) stop the read with an :class:`InputError`
+    listing them (see :func:`check_overlaps`). ``allow_overlaps=True`` accepts them, for
+    nested or layered polygons where double counting is meant. A district outline is read
+    with :func:`read_boundary` instead.
 
     Returns
     -------
@@ -166,6 +177,8 @@ def read_grids(
     )
     if problems:
         raise InputError(f"{src.name}: {len(problems)} problem(s) in the grids", problems=problems)
+    if not allow_overlaps:
+        check_overlaps(frame.geometry, ids, name=src.name, where=src.where)
     std = ("grid_id", "subdistrict", "community", "grid_name", "population")
     out = frame.drop(columns=[c for c in std if c in frame.columns])
     out.insert(0, "grid_id", ids)
@@ -173,6 +186,90 @@ def read_grids(
         out.insert(i, key, values)
     out.insert(4, "population", population)
     return _finish(out, src, "grids")
+
+
+#: Grids overlapping by more than this share of the smaller grid's area are refused.
+OVERLAP_SHARE = 0.01
+
+
+def check_overlaps(
+    geoms: gpd.GeoSeries,
+    ids: Sequence[Any] | None = None,
+    *,
+    name: str = "grids",
+    where: Any = None,
+    max_share: float = OVERLAP_SHARE,
+) -> None:
+    """Refuse polygons that overlap by more than ``max_share`` of the smaller one's area.
+
+    ``geoms`` in any CRS (measured on the local UTM zone); ``ids`` name the polygons in the
+    message (default their position); ``where(i)`` describes polygon ``i`` ('feature 7').
+    Candidate pairs come from an STRtree, so a district of thousands of grids is checked
+    in a fraction of a second; grids that only share edges never count. Raises
+    :class:`InputError` listing every overlapping pair (the first 20 shown).
+    """
+    if len(geoms) < 2:
+        return
+    lon, lat = shapely.get_coordinates(geoms.to_crs(WGS84).to_numpy()).T
+    local = geoms.to_crs(local_utm_crs(lon, lat)).to_numpy()
+    tree = shapely.STRtree(local)
+    a, b = tree.query(local, predicate="intersects")
+    pair = a < b
+    a, b = a[pair], b[pair]
+    if a.size == 0:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GEOS on near-degenerate pieces
+        shared = shapely.area(shapely.intersection(local[a], local[b]))
+    area = shapely.area(local)
+    smaller = np.minimum(area[a], area[b])
+    bad = np.flatnonzero(shared > max_share * np.maximum(smaller, 1e-9))
+    if bad.size == 0:
+        return
+    label = (lambda i: str(ids[i])) if ids is not None else (lambda i: f"#{i + 1}")
+    place = where or (lambda i: f"feature {i + 1}")
+    order = bad[np.argsort(-shared[bad], kind="stable")]
+    problems = [
+        f"{label(int(a[k]))} ({place(int(a[k]))}) and {label(int(b[k]))} "
+        f"({place(int(b[k]))}): {shared[k]:,.0f} m² in common, "
+        f"{shared[k] / smaller[k]:.0%} of the smaller"
+        for k in order
+    ]
+    raise InputError(
+        f"{name}: {bad.size} pair(s) of grids overlap by more than {max_share:.0%} of the "
+        "smaller grid, so the demand in the overlaps would be counted twice; fix the polygons "
+        "in a GIS so each place lies in one grid, or pass allow_overlaps=True for nested "
+        "layers",
+        problems=problems,
+    )
+
+
+def read_boundary(
+    path: str | Path,
+    *,
+    crs: str | int | pyproj.CRS | DeclaredCRS,
+    layer: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read a district outline (one or several polygons, e.g. its sub-districts) in WGS84.
+
+    Unlike :func:`read_grids` there are no ids, attributes or overlap checks: the polygons
+    are only unioned into the area grids are generated in. Invalid polygons are repaired
+    with a warning; tables, points and lines are refused.
+
+    Returns
+    -------
+    GeoDataFrame
+        EPSG:4326 (Multi)Polygons, the file's columns kept; ``attrs["source"]`` as the
+        other readers.
+    """
+    src = _Source.open(path, crs=crs, layer=layer)
+    if src.table is not None:
+        raise InputError(
+            f"{src.name}: a boundary must be polygons, but this is a table; export the "
+            "district outline as GeoJSON, GeoPackage or Shapefile"
+        )
+    frame = src.polygons(what="a boundary")
+    return _finish(frame, src, "boundary")
 
 
 def read_resources(
@@ -277,7 +374,7 @@ def check_alignment(
         raise CRSError(
             f"every station in {names[0]} is at least {dist.min():,.0f} m from the grids in "
             f"{names[1]}; they cannot be the same district. One of them is probably in another "
-            "datum (AMap/Tencent = gcj02, Baidu = bd09) or another EPSG code: check --crs"
+            "datum (AMap/Tencent = gcj02, Baidu = bd09) or another EPSG code: check the crs= of each"
         )
     # grids may cover only part of the district: judge from the grids' side, whether
     # most grids have a station nearby (a shifted layer leaves most of them without one)
@@ -401,6 +498,14 @@ class _Source:
                 f"their {what}",
                 problems=[f"{self.where(int(i))}: empty geometry" for i in missing],
             )
+        coords, owner = shapely.get_coordinates(geoms, return_index=True)
+        nonfinite = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+        if nonfinite.size:
+            raise InputError(
+                f"{self.name}: {nonfinite.size} feature(s) have coordinates that are not numbers "
+                f"(NaN or infinite); correct or remove them",
+                problems=[f"{self.where(int(i))}: NaN or infinite coordinate" for i in nonfinite],
+            )
         types = np.asarray(shapely.get_type_id(geoms))
         names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
                           "MultiLineString", "MultiPolygon", "GeometryCollection"])  # fmt: skip
@@ -486,7 +591,7 @@ class _Source:
         if x_name == y_name:
             raise InputError(
                 f"{self.name}: the x and y columns are both {x_name!r}; pass the longitude "
-                "column with --x-col and the latitude column with --y-col"
+                "column with x_col= and the latitude column with y_col="
             )
         x = self._numbers(table[x_name], x_name)
         y = self._numbers(table[y_name], y_name)
@@ -536,7 +641,7 @@ class _Source:
         if swapped.any() and swapped.mean() > 0.5:
             first = np.flatnonzero(swapped)[0]
             fix = (
-                "pass the columns explicitly with --x-col (longitude) and --y-col (latitude)"
+                "pass the columns explicitly with x_col= (longitude) and y_col= (latitude)"
                 if self.table is not None
                 else "export the layer again with longitude as x and latitude as y"
             )
@@ -565,7 +670,7 @@ class _Source:
                 raise CRSError(
                     f"{self.name}: {np.unique(owner[outside]).size} {self.unit} lie "
                     f"outside China, where {self.declared.datum} is not defined; these "
-                    "coordinates are probably WGS84: declare --crs EPSG:4326",
+                    "coordinates are probably WGS84: declare crs='EPSG:4326'",
                     problems=self._coordinate_problems(x, y, outside, owner),
                 )
 
@@ -700,7 +805,18 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _decode(name: str, raw: bytes, encoding: str | None) -> tuple[str, str]:
-    """Strict decoding: the explicit encoding, else UTF-8 (BOM or not), UTF-16, then GBK."""
+    """Strict decoding: the explicit encoding, else UTF-8 (BOM or not), UTF-16, then GBK.
+
+    Without ``encoding``:
+
+    * a UTF-8 byte-order mark followed by valid UTF-8 is UTF-8;
+    * a UTF-8 byte-order mark followed by GBK text (a GBK file some tool stamped with a
+      BOM) is read as GBK, BOM dropped, with a :class:`ServiceCircleWarning` saying so: the
+      names come out right, and the user learns the file is odd;
+    * a file whose rows are partly UTF-8 and partly GBK (two exports pasted together) is an
+      error naming a row of each kind: no single decoding gets every name right;
+    * otherwise UTF-16 with its BOM, UTF-8, then GBK (GB 18030).
+    """
     if encoding:
         try:
             return raw.decode(encoding), encoding
@@ -714,25 +830,77 @@ def _decode(name: str, raw: bytes, encoding: str | None) -> tuple[str, str]:
                     raw.decode("gb18030")
                     hint = (
                         "; it looks like GBK, as Excel writes CSV on Chinese Windows: "
-                        "pass --encoding gbk or leave the encoding unset to detect it"
+                        "pass encoding='gbk' or leave the encoding unset to detect it"
                     )
                 except UnicodeDecodeError:
                     pass
             raise InputError(
                 f"{name}: not valid {encoding} (byte 0x{raw[exc.start]:02x} on line {line}){hint}"
             ) from None
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw.decode("utf-8-sig", errors="strict"), "utf-8-sig"
     if raw.startswith(_UTF16_BOMS):
-        return raw.decode("utf-16"), "utf-16"
-    for enc, label in (("utf-8", "utf-8"), ("gb18030", "gbk")):
         try:
-            return raw.decode(enc), label
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{name}: starts as UTF-16 text but is cut or damaged at byte {exc.start:,}; "
+                "save it again from Excel as 'CSV UTF-8'"
+            ) from None
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    body = raw[3:] if bom else raw
+    try:
+        return body.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    _refuse_mixed(name, body, first_bad)
+    try:
+        text = body.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{name}: text is neither UTF-8 nor GBK (byte 0x{body[exc.start]:02x} in row "
+            f"{line} fits neither); save it from Excel as 'CSV UTF-8' or pass the encoding "
+            "(encoding=...)"
+        ) from None
+    if bom:
+        line = body[:first_bad].count(b"\n") + 1
+        warnings.warn(
+            f"{name}: starts with a UTF-8 byte-order mark, but its text is GBK (from row "
+            f"{line} on); read as GBK. Check the names, and save the file again as "
+            "'CSV UTF-8' to avoid surprises",
+            ServiceCircleWarning,
+            stacklevel=5,
+        )
+    return text, "gbk"
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _refuse_mixed(name: str, body: bytes, first_bad: int) -> None:
+    """Stop when some rows are UTF-8 and others are not (no one encoding reads them all).
+
+    A row counts as UTF-8 when it decodes as UTF-8 into at least two Chinese characters:
+    GBK rows almost never do (their bytes pass as UTF-8 now and then, but as Latin or
+    Cyrillic letters, not as Chinese), so a pure GBK file is not mistaken for a mixed one.
+    """
+    utf8_row = None
+    for k, line in enumerate(body.split(b"\n")):
+        if line.isascii():
+            continue
+        try:
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
             continue
+        if len(_CJK.findall(text)) >= 2:
+            utf8_row = k + 1
+            break
+    if utf8_row is None:
+        return
+    bad_row = body[:first_bad].count(b"\n") + 1
     raise InputError(
-        f"{name}: text is neither UTF-8 nor GBK; save it from Excel as 'CSV UTF-8' or pass "
-        "--encoding"
+        f"{name}: mixes two text encodings: row {utf8_row} is UTF-8 but row {bad_row} is "
+        "not (probably GBK), so no one encoding reads every name right; open it in Excel or "
+        "WPS, fix the garbled rows and save it as 'CSV UTF-8'"
     )
 
 
@@ -743,13 +911,44 @@ def _check_layer(path: Path, layer: str | None) -> None:
     names = [str(x) for x in pyogrio.list_layers(path)[:, 0]]
     if layer is None and len(names) > 1:
         raise InputError(
-            f"{path.name}: has {len(names)} layers ({', '.join(names)}); choose one with --layer"
+            f"{path.name}: has {len(names)} layers ({', '.join(names)}); choose one with layer=NAME"
         )
     if layer is not None and layer not in names:
         raise InputError(
             f"{path.name}: has no layer {layer!r}; its layers are {', '.join(names)}: "
-            "choose one of them with --layer"
+            "choose one of them with layer=NAME"
         )
+
+
+#: Files a Shapefile cannot do without (``.prj`` may be missing: the CRS is declared).
+SHAPEFILE_SIDECARS = (".shx", ".dbf")
+
+
+def _check_sidecars(path: Path) -> None:
+    """A Shapefile is several files; without ``.dbf`` every attribute is silently lost."""
+    present = {p.name.lower() for p in path.parent.glob(f"{_glob_escape(path.stem)}.*")}
+    missing = [ext for ext in SHAPEFILE_SIDECARS if f"{path.stem.lower()}{ext}" not in present]
+    if missing:
+        what = {".dbf": "attribute table: ids, names, population", ".shx": "shape index"}
+        raise InputError(
+            f"{path.name}: the Shapefile's companion file(s) "
+            + ", ".join(f"{path.stem}{ext} ({what[ext]})" for ext in missing)
+            + " are missing next to it; a Shapefile is several files with one name: copy "
+            "them all (.shp, .shx, .dbf, .prj), or export the layer as GeoPackage or GeoJSON"
+        )
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with glob wildcards escaped (a file named ``grids[1].shp``)."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _gdal_reason(exc: Exception) -> str:
+    """GDAL's first sentence, without its driver-prefix advice."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.split("; It might help")[0].split(". It might help")[0].rstrip(".;")
+    return re.sub(r"^'[^']*' not recognized as being in a supported file format",
+                  "not recognized as a supported format", text)  # fmt: skip
 
 
 def _read_vector(path: Path, layer: str | None) -> gpd.GeoDataFrame:
@@ -770,15 +969,21 @@ def _read_vector(path: Path, layer: str | None) -> gpd.GeoDataFrame:
             f"{path.name}: has a {suffix} name but holds {kind}, not {expected}; "
             "rename it to what it is or export it again"
         )
+    if suffix == ".shp":
+        _check_sidecars(path)
     try:
         if suffix == ".gpkg":
             _check_layer(path, layer)
-        frame = gpd.read_file(path, layer=layer, engine="pyogrio")
+        with warnings.catch_warnings():
+            # GDAL's notes on odd features (an empty coordinate list, a missing .prj) would
+            # reach the user as library warnings; what matters is checked below by feature
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            frame = gpd.read_file(path, layer=layer, engine="pyogrio")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        first = str(exc).splitlines()[0]
         raise InputError(
-            f"{path.name}: could not be read as {expected}: {first}; the file may be damaged: "
-            "export it again"
+            f"{path.name}: could not be read as {expected}: {_gdal_reason(exc)}; the file may be "
+            "damaged or cut off: export it again"
         ) from None
     if frame.empty:
         raise InputError(f"{path.name}: holds no features; pick the right file or layer")
@@ -836,13 +1041,13 @@ def _find_column(
         exact_found = [c for c in found if _norm(c) in exact]
         if len(exact_found) == 1:
             return exact_found[0]
-        flag = "--x-col" if role.startswith("longitude") else "--y-col"
+        flag = "x_col=" if role.startswith("longitude") else "y_col="
         raise InputError(
             f"{src.name}: several columns could be the {role} coordinate ({', '.join(found)}); "
             f"choose one with {flag}"
         )
     if not found:
-        flag = "--x-col" if role.startswith("longitude") else "--y-col"
+        flag = "x_col=" if role.startswith("longitude") else "y_col="
         raise InputError(
             f"{src.name}: no {role} column; the columns are {', '.join(columns)}. Name it "
             f"lon/lng/x/经度 or lat/y/纬度, or pass {flag}"
@@ -932,7 +1137,12 @@ def _number_column(
             f"{src.where(int(i))}: {role} {text.iloc[i]!r} in column {col!r} is not a number; "
             "write a plain number (e.g. 1200, no units or thousands separators) or leave it empty"
         )
-    for i in np.flatnonzero((values < minimum).to_numpy()):
+    for i in np.flatnonzero(np.isinf(values.to_numpy(dtype=float))):
+        problems.append(
+            f"{src.where(int(i))}: {role} {text.iloc[i]!r} in column {col!r} is not a finite "
+            "number; write a plain number or leave it empty"
+        )
+    for i in np.flatnonzero((values < minimum).to_numpy() & np.isfinite(values.to_numpy())):
         problems.append(
             f"{src.where(int(i))}: {role} {values.iloc[i]:g} in column {col!r} is below "
             f"{minimum:g}; correct it or leave it empty"

@@ -30,11 +30,15 @@ import json
 import logging
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
+from xml.parsers.expat import ExpatError
+from xml.sax import SAXParseException
 
 import geopandas as gpd
 import numpy as np
@@ -65,6 +69,7 @@ __all__ = [
     "min_csr",
     "network_from_edges",
     "network_from_graph",
+    "sniff_network_file",
     "walkable_mask",
 ]
 
@@ -458,13 +463,32 @@ def network_from_graph(
     """Build a :class:`WalkNetwork` from an unprojected osmnx MultiDiGraph (WGS84)."""
     import osmnx as ox
 
+    where = f"{source['file']}: " if source and source.get("file") else ""
     if graph.number_of_edges() == 0:
-        raise NetworkError("the OSM data holds no ways; check the extract")
+        raise NetworkError(
+            f"{where}the OSM data holds no ways (streets); check that the extract covers the "
+            "area and was exported with its ways"
+        )
     nodes, edges = ox.convert.graph_to_gdfs(graph, fill_edge_geometry=True)
     keep = walkable_mask(edges, keep_private=keep_private)
     if not keep.any():
+        way = edges["osmid"].map(_flat) if "osmid" in edges.columns else pd.Series(edges.index)
+        highway = edges["highway"].map(_flat) if "highway" in edges.columns else None
+        per_way = pd.DataFrame({"way": way.to_numpy(), "highway": highway})
+        per_way = per_way.drop_duplicates("way")
+        ways = len(per_way)
+        kinds = per_way["highway"].value_counts() if highway is not None else None
+        seen = (
+            f" (highway: {', '.join(f'{k} {v}' for k, v in kinds.head(5).items())})"
+            if kinds is not None and len(kinds)
+            else " (none has a highway tag)"
+        )
         raise NetworkError(
-            "the OSM data holds no walkable ways (no highway=* that pedestrians may use)"
+            f"{where}the OSM data holds no walkable ways: none of its {ways:,} way(s) is one a "
+            f"pedestrian may use{seen}; "
+            "motorways, cycleways, construction, foot=no"
+            + ("" if keep_private else " and access=private (keep_private=True keeps those)")
+            + " are left out. Use an extract with streets or footpaths"
         )
     edges = edges[keep]
     used = np.unique(
@@ -506,6 +530,8 @@ def load_network(
         Read/write the processed-network cache; default ``settings.use_cache``.
     """
     path = Path(source)
+    if path.is_dir():
+        raise NetworkError(f"{path}: is a folder; give the network file inside it")
     if not path.is_file():
         raise NetworkError(f"{path}: network file not found; check the path")
     name = path.name.lower()
@@ -523,7 +549,7 @@ def load_network(
     if kind is None:
         raise NetworkError(
             f"{path.name}: unknown network file type; use .osm, .osm.bz2, .osm.gz, .osm.pbf or "
-            ".graphml (or --place for a download)"
+            ".graphml (or download_network(place=...))"
         )
     use_cache = settings.use_cache if use_cache is None else use_cache
     digest = _sha256(path)
@@ -534,15 +560,18 @@ def load_network(
         try:
             net = _read_cache(cache_file)
             log.info("network from cache %s", cache_file)
+            # the same content under another name: report the file that was asked for
+            net.source.update(file=path.name, path=str(path))
             return net
         except (OSError, ValueError, KeyError) as exc:  # a broken cache is rebuilt, not fatal
             log.warning("ignoring unreadable network cache %s: %s", cache_file, exc)
+    head = sniff_network_file(path, kind)
     meta = {
         "file": path.name,
         "path": str(path),
         "sha256": digest,
         "format": kind,
-        "osm_date": _osm_date(path) if kind == "xml" else None,
+        "osm_date": _osm_date_of(head) if kind == "xml" else None,
         **options,
     }
     if kind == "xml":
@@ -550,14 +579,152 @@ def load_network(
     elif kind == "pbf":
         graph = _graph_from_pbf(path)
     else:
-        import osmnx as ox
-
-        graph = ox.io.load_graphml(path)
+        graph = _graph_from_graphml(path)
     net = network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
     check_connectivity(net)
     if use_cache:
         _write_cache(net, cache_file)
     return net
+
+
+# --------------------------------------------------------------------------------------------
+# reading network files: sniffing the head, and damaged files as NetworkError
+
+#: Bytes read (after decompression) to tell what a network file holds.
+SNIFF_BYTES = 4096
+#: What a damaged or cut-off download raises while it is decompressed or parsed.
+_DAMAGED = (EOFError, OSError, zlib.error, UnicodeDecodeError, ExpatError, SAXParseException,
+            ParseError)  # fmt: skip
+
+
+def _damaged(path: Path, what: str, exc: BaseException | None = None) -> NetworkError:
+    detail = f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return NetworkError(
+        f"{path.name}: could not be read as {what}: the file looks truncated or corrupt"
+        f"{detail if exc is not None else ''}; download or export it again"
+    )
+
+
+def _opener(path: Path) -> Any:
+    """``open`` for the file, through bz2 or gzip when its name says it is compressed."""
+    return {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix.lower(), open)
+
+
+def _read_head(path: Path, what: str, size: int = SNIFF_BYTES) -> bytes:
+    """The first ``size`` bytes of the file's content (decompressed), or a NetworkError."""
+    suffix = path.suffix.lower()
+    magic = {".bz2": (b"BZh", "bzip2"), ".gz": (b"\x1f\x8b", "gzip")}.get(suffix)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(max(size, 16))
+    except OSError as exc:
+        raise NetworkError(f"{path.name}: cannot be read ({exc.strerror or exc}); check the "
+                           "file's permissions") from None  # fmt: skip
+    if not raw:
+        raise NetworkError(
+            f"{path.name}: the file is empty (0 bytes); the download or copy did not finish: "
+            "download or export it again"
+        )
+    if magic is not None and not raw.startswith(magic[0]):
+        plain = path.name[: -len(suffix)]
+        kind = _describe_head(raw)
+        if kind == "OSM XML":
+            raise NetworkError(
+                f"{path.name}: has a {suffix} name but is not {magic[1]}-compressed: it holds "
+                f"plain OSM XML; rename it to {plain}"
+            )
+        raise NetworkError(
+            f"{path.name}: is not a {magic[1]} file (it starts like {kind}); the file is "
+            "corrupt or misnamed: download it again"
+        )
+    if magic is None:
+        return raw[:size]
+    try:
+        with _opener(path)(path, "rb") as f:
+            return f.read(size)
+    except _DAMAGED as exc:
+        raise _damaged(path, what, exc) from None
+
+
+def _root_tag(text: str) -> str | None:
+    """The name of the first element of an XML text (after declarations and comments)."""
+    body = re.sub(r"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", "", text, flags=re.S | re.I)
+    m = re.match(r"\s*<([A-Za-z_][\w.:-]*)", body)
+    return m.group(1) if m else None
+
+
+def _describe_head(head: bytes) -> str:
+    """What a file's first bytes look like, in words ('an HTML page', 'OSM XML', ...)."""
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    low = text[:1024].lower()
+    if not text:
+        return "an empty text"
+    if low.startswith("<!doctype html") or "<html" in low[:512]:
+        return "an HTML page"
+    if head[4:64].find(b"OSMHeader") >= 0 or head[4:64].find(b"OSMData") >= 0:
+        return "OSM PBF (binary)"
+    if head.startswith(b"BZh"):
+        return "bzip2-compressed data"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed data"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive"
+    if text.startswith(("{", "[")):
+        return "JSON"
+    if text.startswith("<"):
+        root = _root_tag(text)
+        if root == "osm":
+            return "OSM XML"
+        if root == "graphml":
+            return "GraphML"
+        return f"XML with root element <{root}>" if root else "XML"
+    if b"\x00" in head[:512]:
+        return "binary data"
+    first = text.splitlines()[0][:40] if text.splitlines() else text[:40]
+    return f"text ({first!r})"
+
+
+def sniff_network_file(path: str | Path, kind: str) -> bytes:
+    """Check that a network file holds what its name says before parsing it.
+
+    ``kind`` is ``"xml"``, ``"pbf"`` or ``"graphml"``. Reads the first :data:`SNIFF_BYTES`
+    bytes (decompressed for ``.bz2``/``.gz``) and raises :class:`NetworkError` naming the
+    file when it is empty, cut off, or something else: an HTML page saved under an
+    ``.osm`` name (an error page of a download), JSON, PBF named ``.osm``, XML that is not
+    OSM. Returns the head.
+    """
+    path = Path(path)
+    what = {"xml": "OSM XML", "pbf": "OSM PBF", "graphml": "GraphML"}[kind]
+    head = _read_head(path, what)
+    described = _describe_head(head)
+    if kind == "pbf":
+        if described == "OSM PBF (binary)":
+            return head
+        hint = {
+            "OSM XML": "it holds OSM XML: rename it to .osm",
+            "an HTML page": "it starts like an HTML page, probably an error page saved "
+            "instead of the download",
+        }.get(described, f"it starts like {described}")
+        raise NetworkError(f"{path.name}: is not OSM PBF ({hint}); download the extract again")
+    if described == what:
+        return head
+    if described == "an empty text":
+        raise NetworkError(
+            f"{path.name}: holds no data (only blank space); download or export it again"
+        )
+    fixes = {
+        "an HTML page": "probably an error or login page saved instead of the download; "
+        "download the extract again (e.g. from download.geofabrik.de or Overpass with "
+        "[out:xml])",
+        "JSON": "Overpass answers JSON unless asked for XML: download it again with [out:xml]",
+        "OSM PBF (binary)": "it is OSM PBF: rename it to .osm.pbf",
+        "OSM XML": "it is OSM XML: rename it to .osm",
+        "GraphML": "it is GraphML: rename it to .graphml",
+        "bzip2-compressed data": "it is bzip2-compressed: rename it to .osm.bz2",
+        "gzip-compressed data": "it is gzip-compressed: rename it to .osm.gz",
+    }
+    fix = fixes.get(described, "check that this is the file you meant and download it again")
+    raise NetworkError(f"{path.name}: is not {what} (it starts like {described}); {fix}")
 
 
 def check_connectivity(net: WalkNetwork, *, min_share: float = 0.95) -> NetworkSummary:
@@ -590,6 +757,7 @@ def _osmnx_tags() -> Iterator[None]:
 
 def _graph_from_xml(path: Path) -> Any:
     import osmnx as ox
+    from osmnx._errors import InsufficientResponseError
 
     with _osmnx_tags(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -597,12 +765,13 @@ def _graph_from_xml(path: Path) -> Any:
             return ox.graph.graph_from_xml(
                 path, bidirectional=True, simplify=False, retain_all=True
             )
-        except (OSError, EOFError, ValueError) as exc:
-            raise NetworkError(f"{path.name}: could not be read as OSM XML: {exc}") from None
-        except Exception as exc:  # xml.etree ParseError and friends
-            if type(exc).__name__ in {"ParseError", "ExpatError"}:
-                raise NetworkError(f"{path.name}: not valid OSM XML: {exc}") from None
-            raise
+        except InsufficientResponseError:
+            raise NetworkError(
+                f"{path.name}: is OSM XML but holds no ways (streets); check that the extract "
+                "covers the area and was exported with its ways"
+            ) from None
+        except _DAMAGED as exc:
+            raise _damaged(path, "OSM XML", exc) from None
 
 
 def _graph_from_pbf(path: Path) -> Any:
@@ -614,10 +783,13 @@ def _graph_from_pbf(path: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nodes, edges = osm.get_network(network_type="all", nodes=True)
-    except Exception as exc:
-        raise NetworkError(f"{path.name}: could not be read as OSM PBF: {exc}") from None
+    except Exception as exc:  # pyrosm and protobuf raise many kinds for a damaged file
+        raise _damaged(path, "OSM PBF", exc) from exc
     if edges is None or len(edges) == 0:
-        raise NetworkError(f"{path.name}: holds no ways")
+        raise NetworkError(
+            f"{path.name}: is OSM PBF but holds no ways (streets); check that the extract "
+            "covers the area and was exported with its ways"
+        )
     edges = edges.rename(columns={"id": "osmid"})
     nodes = nodes.rename(columns={"id": "osmid"}).set_index("osmid")
     nodes["x"], nodes["y"] = nodes["lon"].astype(float), nodes["lat"].astype(float)
@@ -635,6 +807,78 @@ def _graph_from_pbf(path: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ox.convert.graph_from_gdfs(nodes, both, graph_attrs={"crs": "epsg:4326"})
+
+
+def _graph_from_graphml(path: Path) -> Any:
+    """An osmnx graph from a GraphML file, checked for what the network needs.
+
+    osmnx's own GraphML (every value stored as text) loads through
+    :func:`osmnx.io.load_graphml`. Other GraphML (e.g. ``networkx.write_graphml``, which
+    stores typed numbers) is accepted when it holds what a street network needs: a ``crs``
+    graph attribute and numeric node ``x``/``y``; what is missing is named.
+    """
+    import networkx as nx
+    import osmnx as ox
+
+    try:
+        raw = nx.read_graphml(path, node_type=str, force_multigraph=True)
+    except (nx.NetworkXError, KeyError, ValueError, *_DAMAGED) as exc:
+        raise _damaged(path, "GraphML", exc) from None
+    missing = _graphml_missing(raw)
+    if missing:
+        raise NetworkError(
+            f"{path.name}: is GraphML but not a street network osmnx can use: "
+            + "; ".join(missing)
+            + ". Save the graph with osmnx.save_graphml (from osmnx.graph_from_*), or load "
+            "the OSM file (.osm, .osm.pbf) itself"
+        )
+    # osmnx's loader converts text values; typed values go through it as text too
+    for _, data in raw.nodes(data=True):
+        for k, v in data.items():
+            data[k] = str(v)
+    for *_, data in raw.edges(keys=True, data=True):
+        for k, v in data.items():
+            data[k] = str(v)
+    raw.graph = {k: str(v) for k, v in raw.graph.items() if not isinstance(v, dict)}
+    text = "\n".join(nx.generate_graphml(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ox.io.load_graphml(graphml_str=text)
+        except (ValueError, TypeError, KeyError, AttributeError, SyntaxError) as exc:
+            raise NetworkError(
+                f"{path.name}: is GraphML but osmnx cannot read its attributes "
+                f"({type(exc).__name__}: {exc}); save the graph with osmnx.save_graphml"
+            ) from exc
+
+
+def _graphml_missing(graph: Any) -> list[str]:
+    """What a GraphML graph lacks to be a street network (empty when nothing)."""
+    out = []
+    if "crs" not in graph.graph:
+        out.append("the graph has no 'crs' attribute (e.g. 'epsg:4326')")
+    n = graph.number_of_nodes()
+    if n == 0:
+        return [*out, "it has no nodes"]
+
+    def number(value: Any) -> bool:
+        try:
+            return bool(np.isfinite(float(value)))
+        except (TypeError, ValueError):
+            return False
+
+    bad = [str(k) for k, d in graph.nodes(data=True)
+           if not (number(d.get("x")) and number(d.get("y")))]  # fmt: skip
+    if bad:
+        out.append(
+            f"{len(bad):,} of {n:,} nodes have no numeric 'x'/'y' coordinates "
+            f"(first: node {bad[0]!r})"
+        )
+    if graph.number_of_edges() == 0:
+        out.append("it has no edges")
+    elif not any("highway" in d for *_, d in graph.edges(keys=True, data=True)):
+        out.append("no edge has a 'highway' attribute, so no edge is known to be walkable")
+    return out
 
 
 def download_network(
@@ -786,21 +1030,20 @@ def overpass_filter(*, keep_private: bool = False) -> str:
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise NetworkError(
+            f"{path.name}: cannot be read ({exc.strerror or exc}); check the file's permissions"
+        ) from None
     return h.hexdigest()
 
 
-def _osm_date(path: Path) -> str | None:
-    """The Overpass snapshot date (``osm_base``) or the newest element timestamp in the head."""
-    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix.lower(), open)
-    try:
-        with opener(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    m = re.search(r'osm_base="([^"]+)"', head)
+def _osm_date_of(head: bytes) -> str | None:
+    """The Overpass snapshot date (``osm_base``) in the head of an OSM XML file."""
+    m = re.search(r'osm_base="([^"]+)"', head.decode("utf-8", errors="replace"))
     return m.group(1) if m else None
 
 

@@ -7,6 +7,7 @@ edges (``cli``, ``demo``) decide what to read and write.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ import pandas as pd
 
 from servicecircle import __version__
 from servicecircle.coverage import CoverageResult, Weight, compute_coverage
+from servicecircle.errors import InputError
 from servicecircle.gaps import MIN_GAP_M2, gap_list, gap_points, gap_polygons
 from servicecircle.isochrones import reach_union_rings, station_rings
 from servicecircle.progress import Steps
 from servicecircle.reach import station_reach
 from servicecircle.settings import DEFAULT_LATTICE_M, WalkSettings
-from servicecircle.snapping import check_station_snaps, snap_to_edges
+from servicecircle.snapping import drop_far_stations, snap_to_edges
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -47,6 +49,9 @@ class Analysis:
     gap_threshold_min: float
     metadata: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: stations left out for lying farther than ``walk.max_snap_m`` from the network, with
+    #: ``leg_m`` and ``problem`` columns (empty when none); ``stations`` holds the others
+    dropped_stations: gpd.GeoDataFrame | None = None
 
     @property
     def grids(self) -> gpd.GeoDataFrame:
@@ -128,9 +133,13 @@ def analyse(
     network
         Walking network (local UTM, metres).
     stations, grids
-        As read by :mod:`servicecircle.inputs` (or generated grids), any CRS.
+        As read by :mod:`servicecircle.inputs` (or generated grids), any CRS. Stations
+        farther than ``walk.max_snap_m`` from the network are left out of every result
+        with a warning (:func:`~servicecircle.snapping.drop_far_stations`): the
+        ``Analysis``'s ``stations`` are the kept ones, ``dropped_stations`` the others,
+        and the metadata lists them (``stations_dropped``).
     walk
-        Speed, thresholds (min) and frontage (m).
+        Speed, thresholds (min), frontage (m) and ``max_snap_m``.
     buildings, lattice_m, weight, tier_minutes
         Demand and tier options of :func:`~servicecircle.coverage.compute_coverage`.
     gap_threshold_min
@@ -148,13 +157,23 @@ def analyse(
     walk = walk or WalkSettings()
     steps = steps or Steps(4, enabled=False)
     gap_t = float(gap_threshold_min if gap_threshold_min is not None else walk.thresholds_min[0])
+    if not (math.isfinite(gap_t) and gap_t > 0):
+        raise InputError(f"gap_threshold_min must be positive minutes, got {gap_threshold_min}")
+    if len(stations) == 0:
+        raise InputError("no stations: give at least one station")
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
     with steps.step(f"Snapping {len(stations)} stations to the network") as note:
         snapped = snap_to_edges(network, stations)
-        check_station_snaps(network, stations, snapped, max_snap_m=walk.max_snap_m)
-        note(f"median distance to the network {snapped['leg_m'].median():.0f} m")
+        # far stations are left out of everything below, so every product sees one set
+        stations, snapped, dropped = drop_far_stations(
+            network, stations, snapped, max_snap_m=walk.max_snap_m
+        )
+        note(
+            f"median distance to the network {snapped['leg_m'].median():.0f} m"
+            + (f"; {len(dropped)} too far, left out" if len(dropped) else "")
+        )
     with steps.step(f"Coverage of {len(grids)} grids") as note:
         cov = compute_coverage(
             network,
@@ -219,6 +238,11 @@ def analyse(
         demand=cov.demand,
         extra={"gap_threshold_min": gap_t, "min_gap_m2": min_gap_m2},
     )
+    meta["stations_dropped"] = [
+        {"station_id": str(r.get("station_id", "")), "name": r.get("name"),
+         "leg_m": round(float(r["leg_m"]), 1)}
+        for _, r in dropped.iterrows()
+    ]  # fmt: skip
     if tier_minutes:
         meta["tier_minutes"] = dict(tier_minutes)
     return Analysis(
@@ -234,4 +258,5 @@ def analyse(
         gap_threshold_min=gap_t,
         metadata=meta,
         timings_s=timings,
+        dropped_stations=dropped,
     )

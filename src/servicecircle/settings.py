@@ -12,6 +12,24 @@ gb50180  60             5 → 300, 10 → 500, 15 → 1000   GB 50180-2018 resid
 elderly  56.7           5 → 283, 10 → 567, 15 → 850    ≈ 3.4 km/h, older walkers
 ======== ============== ============================== =========================================
 
+Bounds (module constants; a value outside them is refused with a ``ValueError`` naming
+the parameter, since it is a typing slip or a unit mix-up rather than a walk, and an absurd
+distance would make every station reach the whole network):
+
+=================== ================================ =========================================
+parameter           accepted                         why
+=================== ================================ =========================================
+speed_m_per_min     20 … 150 (:data:`MIN_SPEED_M_PER_MIN`, :data:`MAX_SPEED_M_PER_MIN`)
+                                                     1.2–9 km/h; ``4.5`` is km/h typed as
+                                                     m/min (4.5 km/h = 75 m/min)
+thresholds_min      > 0 … 120 (:data:`MAX_THRESHOLD_MIN`) a life circle is at most 15 min
+distances_m         > 0 … 20,000 (:data:`MAX_DISTANCE_M`) 20 km, a four-hour walk
+frontage_m          0 … 200 (:data:`MAX_FRONTAGE_M`)   a street front, not a block
+max_snap_m          > 0 … 2,000 (:data:`MAX_SNAP_LIMIT_M`) a longer straight leg is not a walk
+=================== ================================ =========================================
+
+Every value must be a finite number (``nan`` and ``inf`` are refused).
+
 ``settings`` (an instance of :class:`PackageSettings`) is the only global state: the cache
 folder and whether network downloads may use the cache. An explicit argument always beats it.
 Unknown names are rejected and values are validated when set.
@@ -19,6 +37,7 @@ Unknown names are rejected and values are validated when set.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +49,12 @@ __all__ = [
     "DEFAULT_MAX_SNAP_M",
     "DEFAULT_SPEED_M_PER_MIN",
     "DEFAULT_THRESHOLDS_MIN",
+    "MAX_DISTANCE_M",
+    "MAX_FRONTAGE_M",
+    "MAX_SNAP_LIMIT_M",
+    "MAX_SPEED_M_PER_MIN",
+    "MAX_THRESHOLD_MIN",
+    "MIN_SPEED_M_PER_MIN",
     "PRESETS",
     "PackageSettings",
     "WalkSettings",
@@ -40,10 +65,38 @@ DEFAULT_SPEED_M_PER_MIN = 60.0
 DEFAULT_THRESHOLDS_MIN: tuple[float, ...] = (5.0, 10.0, 15.0)
 #: Depth of a street front (m): reached street pieces are buffered by this for ring polygons.
 DEFAULT_FRONTAGE_M = 30.0
-#: A station farther than this (m) from every walkable edge is reported.
+#: A station farther than this (m) from every walkable edge is left out, with a warning.
 DEFAULT_MAX_SNAP_M = 250.0
 #: Spacing (m) of the demand-point lattice inside a grid that has no buildings.
 DEFAULT_LATTICE_M = 20.0
+
+#: Accepted walking speeds (m/min): 1.2 km/h (a very slow walk) to 9 km/h (a jog).
+MIN_SPEED_M_PER_MIN, MAX_SPEED_M_PER_MIN = 20.0, 150.0
+#: Longest accepted time threshold (min); life circles are 5, 10 and 15 minutes.
+MAX_THRESHOLD_MIN = 120.0
+#: Longest accepted walk distance (m) for a threshold.
+MAX_DISTANCE_M = 20_000.0
+#: Widest accepted street-front depth (m) for ring polygons.
+MAX_FRONTAGE_M = 200.0
+#: Largest accepted ``max_snap_m`` (m): a longer straight leg to the street is not a walk.
+MAX_SNAP_LIMIT_M = 2_000.0
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float, or a ValueError naming the parameter."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _numbers(name: str, values: Any) -> tuple[float, ...]:
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        values = (values,)  # a single threshold is a one-element tuple
+    return tuple(_number(name, v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -82,18 +135,27 @@ class WalkSettings:
     preset: str = "custom"
 
     def __post_init__(self) -> None:
-        if not self.speed_m_per_min > 0:
-            raise ValueError(f"speed_m_per_min must be > 0, got {self.speed_m_per_min}")
-        thresholds = tuple(float(t) for t in self.thresholds_min)
-        if not thresholds or any(not t > 0 for t in thresholds):
-            raise ValueError(f"thresholds_min must be positive minutes, got {self.thresholds_min}")
+        speed = _number("speed_m_per_min", self.speed_m_per_min)
+        if not MIN_SPEED_M_PER_MIN <= speed <= MAX_SPEED_M_PER_MIN:
+            raise ValueError(
+                f"speed_m_per_min must be between {MIN_SPEED_M_PER_MIN:g} and "
+                f"{MAX_SPEED_M_PER_MIN:g} metres per minute (1.2-9 km/h), got {speed:g}; "
+                "the unit is m/min: 4.5 km/h is 75 m/min, 3.6 km/h is 60 m/min"
+            )
+        object.__setattr__(self, "speed_m_per_min", speed)
+        thresholds = _numbers("thresholds_min", self.thresholds_min)
+        if not thresholds or any(not 0 < t <= MAX_THRESHOLD_MIN for t in thresholds):
+            raise ValueError(
+                f"thresholds_min must be positive minutes up to {MAX_THRESHOLD_MIN:g}, got "
+                f"{', '.join(f'{t:g}' for t in thresholds) or 'none'}"
+            )
         if list(thresholds) != sorted(set(thresholds)):
             raise ValueError(f"thresholds_min must be ascending and distinct, got {thresholds}")
         object.__setattr__(self, "thresholds_min", thresholds)
         if self.distances_m is None:
-            distances = tuple(t * self.speed_m_per_min for t in thresholds)
+            distances = tuple(t * speed for t in thresholds)
         else:
-            distances = tuple(float(d) for d in self.distances_m)
+            distances = _numbers("distances_m", self.distances_m)
             if len(distances) != len(thresholds):
                 raise ValueError(
                     f"distances_m has {len(distances)} values but thresholds_min has "
@@ -101,11 +163,33 @@ class WalkSettings:
                 )
             if list(distances) != sorted(set(distances)) or distances[0] <= 0:
                 raise ValueError(f"distances_m must be positive and ascending, got {distances}")
+        if distances[-1] > MAX_DISTANCE_M:
+            raise ValueError(
+                f"distances_m must be at most {MAX_DISTANCE_M:,.0f} m, got {distances[-1]:,.0f} m"
+                + (
+                    f" ({thresholds[-1]:g} min at {speed:g} m/min)"
+                    if self.distances_m is None
+                    else ""
+                )
+                + (
+                    "; lower thresholds_min or speed_m_per_min"
+                    if self.distances_m is None
+                    else "; lower distances_m"
+                )
+            )
         object.__setattr__(self, "distances_m", distances)
-        if self.frontage_m < 0:
-            raise ValueError(f"frontage_m must be >= 0, got {self.frontage_m}")
-        if not self.max_snap_m > 0:
-            raise ValueError(f"max_snap_m must be > 0, got {self.max_snap_m}")
+        frontage = _number("frontage_m", self.frontage_m)
+        if not 0 <= frontage <= MAX_FRONTAGE_M:
+            raise ValueError(
+                f"frontage_m must be between 0 and {MAX_FRONTAGE_M:g} metres, got {frontage:g}"
+            )
+        object.__setattr__(self, "frontage_m", frontage)
+        snap = _number("max_snap_m", self.max_snap_m)
+        if not 0 < snap <= MAX_SNAP_LIMIT_M:
+            raise ValueError(
+                f"max_snap_m must be > 0 and at most {MAX_SNAP_LIMIT_M:,.0f} metres, got {snap:g}"
+            )
+        object.__setattr__(self, "max_snap_m", snap)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> WalkSettings:

@@ -49,12 +49,15 @@ from servicecircle.crs import WGS84
 from servicecircle.errors import InputError
 from servicecircle.network import csr_row_positions
 from servicecircle.reach import StationReach, station_reach
+from servicecircle.settings import MAX_DISTANCE_M
 from servicecircle.snapping import snap_to_edges
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
 
 __all__ = [
+    "MAX_CANDIDATES",
+    "MAX_MATRIX_ENTRIES",
     "METHODS",
     "candidate_sites",
     "greedy_sites",
@@ -74,6 +77,13 @@ DEFAULT_SPACING_M = 100.0
 _TIE_M = 1e-6
 #: a sum of row nnz² above this skips the dominated-candidate pass (it costs that many steps)
 _DOMINANCE_BUDGET = 200_000_000
+#: Most candidate sites one run takes: each runs its own bounded walk. Shanghai's centre at
+#: 100 m spacing has a few thousand; more means a spacing typed too small on a big network.
+MAX_CANDIDATES = 100_000
+#: Most (demand point, candidate) pairs the coverage matrix may hold, estimated before it
+#: is built as candidates × the open demand points in a circle of the walk distance
+#: (an upper bound: walks along streets reach less than the circle). About 5 bytes each.
+MAX_MATRIX_ENTRIES = 400_000_000
 
 # ------------------------------------------------------------------------------ candidates
 
@@ -117,8 +127,8 @@ def candidate_sites(
     """
     parts: list[gpd.GeoDataFrame] = []
     if spacing_m is not None:
-        if not spacing_m > 0:
-            raise InputError(f"candidate spacing must be positive metres, got {spacing_m}")
+        if not (np.isfinite(spacing_m) and spacing_m > 0):
+            raise InputError(f"spacing_m must be a positive number of metres, got {spacing_m}")
         parts.append(_node_candidates(network, float(spacing_m), edges))
     if grids is not None and len(grids):
         parts.append(_grid_candidates(network, grids, edges))
@@ -127,6 +137,14 @@ def candidate_sites(
     if not parts:
         raise InputError(
             "no candidate sites: give a node spacing (e.g. 100 m), grids or a premises file"
+        )
+    n = sum(len(part) for part in parts)
+    if n > MAX_CANDIDATES:
+        sizes = ", ".join(f"{len(part):,} {part['source'].iloc[0]}" for part in parts if len(part))
+        raise InputError(
+            f"{n:,} candidate sites ({sizes}); the limit is {MAX_CANDIDATES:,}, since each "
+            "runs its own walk. Use a larger spacing_m (e.g. 100 m), fewer premises, or "
+            "candidates on the grids only"
         )
     out = pd.concat([p.to_crs(WGS84) for p in parts], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84)
@@ -889,8 +907,10 @@ def propose_sites(
     walk = coverage.walk
     if distance_m is None:
         distance_m = walk.distance_for(walk.thresholds_min[0])
-    if not distance_m > 0:
-        raise InputError(f"walk distance must be positive metres, got {distance_m}")
+    if not (np.isfinite(distance_m) and 0 < distance_m <= MAX_DISTANCE_M):
+        raise InputError(
+            f"distance_m must be positive metres up to {MAX_DISTANCE_M:,.0f}, got {distance_m}"
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     usable = station_edges(network, stations_snapped)
@@ -898,14 +918,20 @@ def propose_sites(
         candidates = candidate_sites(network, spacing_m=spacing_m, edges=usable)
     if len(candidates) == 0:
         raise InputError("no candidate sites to choose from")
-    cand_snapped = snap_to_edges(network, candidates, edges=usable)
-    timings["candidates"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    if len(candidates) > MAX_CANDIDATES:
+        raise InputError(
+            f"{len(candidates):,} candidate sites; the limit is {MAX_CANDIDATES:,}, since each "
+            "runs its own walk: give fewer candidates"
+        )
     pts = coverage.points
     w = pts["weight"].to_numpy(dtype=np.float64)
     covered = pts["dist_m"].to_numpy(dtype=np.float64) <= distance_m
     open_idx = np.flatnonzero(~covered & (w > 0))
+    _check_matrix_size(coverage, open_idx.size, len(candidates), distance_m, spacing_m)
+    cand_snapped = snap_to_edges(network, candidates, edges=usable)
+    timings["candidates"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     # demand sits where the coverage run snapped it, so distances agree
     if coverage.points_snapped is not None:
         pts_snapped = coverage.points_snapped.iloc[open_idx]
@@ -954,6 +980,23 @@ def propose_sites(
         "timings_s": timings,
     }
     return out
+
+
+def _check_matrix_size(
+    coverage: CoverageResult, n_open: int, n_candidates: int, distance_m: float, spacing_m: float
+) -> int:
+    """Estimated entries of the coverage matrix; InputError above :data:`MAX_MATRIX_ENTRIES`."""
+    area = float(np.nansum(coverage.grids["area_m2"])) if "area_m2" in coverage.grids else 0.0
+    per_site = n_open if area <= 0 else min(n_open, n_open / area * math.pi * distance_m**2)
+    estimate = int(n_candidates * per_site)
+    if estimate > MAX_MATRIX_ENTRIES:
+        raise InputError(
+            f"{n_candidates:,} candidate sites × about {per_site:,.0f} uncovered demand points "
+            f"within {distance_m:,.0f} m of each would make a coverage matrix of about "
+            f"{estimate:.2g} entries; the limit is {MAX_MATRIX_ENTRIES:,}. Use fewer candidates "
+            f"(a larger spacing_m than {spacing_m:g}), a larger lattice_m, or a shorter distance_m"
+        )
+    return estimate
 
 
 def _embed_rows(sub: sparse.csr_array, rows: NDArray[np.int64], n: int) -> sparse.csr_array:

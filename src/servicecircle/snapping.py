@@ -33,7 +33,7 @@ from servicecircle.network import csr_row_positions
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
 
-__all__ = ["SegmentIndex", "check_station_snaps", "snap_to_edges"]
+__all__ = ["SegmentIndex", "check_station_snaps", "drop_far_stations", "snap_to_edges"]
 
 # Samples per segment: one per started `spacing` metres, the spacing being the network's
 # median segment length clipped to this range. The search margin (half the spacing) then
@@ -220,14 +220,83 @@ def check_station_snaps(
     For each far station the same coordinates are also read as GCJ-02 and BD-09 (and as
     WGS84 when a Chinese datum was declared); when one of those readings lands on the
     network the message says so. Warns (:class:`ServiceCircleWarning`) when some stations
-    are far; raises :class:`SnapError` when more than half are, since the map would be wrong.
-    Returns the problem lines.
+    are far (:func:`drop_far_stations` then leaves them out of the analysis); raises
+    :class:`SnapError` when more than half are, since the stations and the network cannot
+    belong together. Returns the problem lines (one per far station).
     """
+    far, problems = _far_stations(network, stations, snapped, max_snap_m, declared)
+    if far.size == 0:
+        return []
+    what = (
+        f"{far.size} of {len(stations)} station(s) lie farther than {max_snap_m:g} m "
+        "(max_snap_m) from the walking network"
+    )
+    if far.size > len(stations) / 2:
+        raise SnapError(
+            f"{what}: the stations and the network do not line up. Check the stations' "
+            "coordinate system (AMap/Tencent = gcj02, Baidu = bd09) and that the network "
+            "covers them, or raise max_snap_m if they really stand that far from a street",
+            problems=problems,
+        )
+    warnings.warn(
+        f"{what}; they are left out of the analysis (coverage, rings, sites and map):\n  - "
+        + "\n  - ".join(problems[:20])
+        + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""),
+        ServiceCircleWarning,
+        stacklevel=2,
+    )
+    return problems
+
+
+def drop_far_stations(
+    network: WalkNetwork,
+    stations: gpd.GeoDataFrame,
+    snapped: pd.DataFrame,
+    *,
+    max_snap_m: float,
+    declared: str | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, gpd.GeoDataFrame]:
+    """The stations within ``max_snap_m`` of the network, their snaps, and the dropped ones.
+
+    A station farther than ``max_snap_m`` from every walkable edge would reach the streets
+    only through a long straight leg, across whatever lies between: it is left out, with
+    a :class:`ServiceCircleWarning` listing each (id, name, distance, datum hint). More than
+    half of the stations that far is a :class:`SnapError` (see :func:`check_station_snaps`).
+
+    Returns
+    -------
+    tuple
+        ``(kept stations, their snaps, dropped stations)``; the first two re-indexed
+        0..k-1 in their original order, so positions agree; the dropped stations keep their
+        columns and gain ``leg_m`` (m to the network) and ``problem`` (the reported line).
+    """
+    problems = check_station_snaps(
+        network, stations, snapped, max_snap_m=max_snap_m, declared=declared
+    )
+    leg = snapped["leg_m"].to_numpy(dtype=float)
+    far = leg > max_snap_m
+    dropped = stations.iloc[np.flatnonzero(far)].copy()
+    dropped["leg_m"] = leg[far]
+    dropped["problem"] = problems
+    kept = stations.iloc[np.flatnonzero(~far)].reset_index(drop=True)
+    kept.attrs = dict(stations.attrs)
+    kept_snapped = snapped.iloc[np.flatnonzero(~far)].reset_index(drop=True)
+    return kept, kept_snapped, dropped.reset_index(drop=True)
+
+
+def _far_stations(
+    network: WalkNetwork,
+    stations: gpd.GeoDataFrame,
+    snapped: pd.DataFrame,
+    max_snap_m: float,
+    declared: str | None,
+) -> tuple[NDArray[np.int64], list[str]]:
+    """Positions of the stations farther than ``max_snap_m`` and one line on each."""
     from servicecircle import datums
 
     far = np.flatnonzero(snapped["leg_m"].to_numpy() > max_snap_m)
     if far.size == 0:
-        return []
+        return far, []
     st = stations.iloc[far]
     lon, lat = shapely.get_coordinates(st.geometry.to_crs(WGS84).to_numpy()).T
     declared = (declared or stations.attrs.get("source", {}).get("crs") or "EPSG:4326").lower()
@@ -251,25 +320,9 @@ def check_station_snaps(
         if fits:
             k = min(fits, key=lambda k: alt_legs[k][j])
             flag = "EPSG:4326" if k == "wgs84" else k
-            hint = f"; read as {k} it would be {alt_legs[k][j]:,.0f} m away: try --crs {flag}"
+            hint = f"; read as {k} it would be {alt_legs[k][j]:,.0f} m away: try crs='{flag}'"
         problems.append(
             f"station {ident} ({name}): {leg:,.0f} m from the nearest walkable edge "
             f"(max_snap_m={max_snap_m:g}){hint}"
         )
-    what = (
-        f"{far.size} of {len(stations)} station(s) lie farther than {max_snap_m:g} m from the "
-        "walking network"
-    )
-    if far.size > len(stations) / 2:
-        raise SnapError(
-            f"{what}: the stations and the network do not line up. Check the stations' "
-            "coordinate system (AMap/Tencent = gcj02, Baidu = bd09) and that the network "
-            "covers them",
-            problems=problems,
-        )
-    warnings.warn(
-        f"{what}; they are kept with their straight leg:\n  - " + "\n  - ".join(problems[:20]),
-        ServiceCircleWarning,
-        stacklevel=2,
-    )
-    return problems
+    return far, problems
