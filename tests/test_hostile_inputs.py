@@ -451,7 +451,9 @@ def test_a_far_station_is_left_out_of_every_product(
         with pytest.raises(SystemExit) as done:
             main(argv)
     assert done.value.code in (None, 0)
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
+    assert "stations: 2 (1 more left out: farther than --max-snap" in printed.out
     assert re.search(r"warning: 1 of 3 station\(s\) lie farther than 250 m .*left out", err), err
     assert "  - station S9 (远): 17,1" in err
     stations = gpd.read_file(next(out.rglob("coverage.gpkg")), layer="stations")
@@ -461,3 +463,8 @@ def test_a_far_station_is_left_out_of_every_product(
     assert "S1" in grids
     meta = json.loads(next(out.rglob("coverage_grids.csv.meta.json")).read_text("utf-8"))
     assert [d["station_id"] for d in meta["stations_dropped"]] == ["S9"]
+    # the left-out stations get their own table, for Excel, with the reason
+    dropped = next(out.rglob("coverage_stations_dropped.csv")).read_text("utf-8-sig")
+    assert "S9" in dropped
+    assert "S1" not in dropped
+    assert "17,1" in dropped  # its distance to the network, in the reason

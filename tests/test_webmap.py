@@ -237,6 +237,23 @@ def test_hostile_metadata_is_escaped(small):
     assert "<b>2025" not in html
 
 
+def test_legend_escapes_text_exactly_once(small):
+    """A name with ``&`` and ``<`` reads as typed: escaped once, never ``&amp;amp;``."""
+    meta = {**mf.META, "network": {"source": "a&b <c>.osm", "osm_date": "2025-05-20"}}
+    res = small["stations"].head(2).assign(category=["医疗&养老", "养老 <院>"])
+    m = webmap.coverage_map(
+        small["grids"], small["stations"], resources=res, metadata=meta, tiles="none"
+    )
+    # the legend travels as JSON in a script: decode it as the page does
+    html = m.get_root().render().replace("\\u0026", "&").replace("\\u003c", "<")
+    html = html.replace("\\u003e", ">")
+    assert "a&amp;b &lt;c&gt;.osm" in html
+    assert "医疗&amp;养老" in html
+    assert "养老 &lt;院&gt;" in html
+    assert "&amp;amp;" not in html
+    assert "&amp;lt;" not in html
+
+
 def test_legend_states_settings_and_source(small):
     html = small_map(small).get_root().render()
     for text in (

@@ -686,10 +686,22 @@ def _echo_summary(analysis: Any) -> None:
     meta = analysis.metadata
     net = meta["network"]
     typer.echo(f"network: {net['source']} (OSM date {net['osm_date'] or 'unknown'})")
-    typer.echo(f"grids: {len(analysis.grids)}, stations: {len(analysis.stations)}")
+    dropped = getattr(analysis, "dropped_stations", None)
+    left_out = (
+        f" ({len(dropped)} more left out: farther than --max-snap from every street)"
+        if dropped is not None and len(dropped)
+        else ""
+    )
+    typer.echo(f"grids: {len(analysis.grids)}, stations: {len(analysis.stations)}{left_out}")
     for row in analysis.coverage.summary().itertuples():
         minutes = f"{row.threshold_min:g} min ({row.distance_m:.0f} m)"
         typer.echo(f"  {minutes}: {row.coverage_pct:5.1f}% covered")
+
+
+def _dropped(analysis: Any) -> Any:
+    """The stations left out (too far from the network), or ``None`` when all were kept."""
+    dropped = getattr(analysis, "dropped_stations", None)
+    return dropped if dropped is not None and len(dropped) else None
 
 
 def _echo_worst(analysis: Any, n: int = 5) -> None:
@@ -774,6 +786,7 @@ def coverage(
             "grids": analysis.grids,
             "rollup": analysis.rollup,
             "stations": analysis.stations,
+            "stations_dropped": _dropped(analysis),
             "rings": analysis.station_rings,
             "rings_union": analysis.union_rings,
         },

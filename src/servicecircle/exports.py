@@ -77,7 +77,7 @@ __all__ = [
 
 FORMATS = ("csv", "geojson", "gpkg")
 #: Layers that get a CSV in :func:`export_all` (tables without geometry always do).
-DEFAULT_CSV_LAYERS = ("grids", "rollup", "gap_list")
+DEFAULT_CSV_LAYERS = ("grids", "rollup", "gap_list", "stations_dropped")
 WGS84 = "EPSG:4326"
 #: Name of the GeoPackage attribute table with the flattened settings.
 SETTINGS_TABLE = "settings"

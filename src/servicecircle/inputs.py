@@ -374,7 +374,8 @@ def check_alignment(
         raise CRSError(
             f"every station in {names[0]} is at least {dist.min():,.0f} m from the grids in "
             f"{names[1]}; they cannot be the same district. One of them is probably in another "
-            "datum (AMap/Tencent = gcj02, Baidu = bd09) or another EPSG code: check the crs= of each"
+            "datum (AMap/Tencent = gcj02, Baidu = bd09) or another EPSG code: "
+            "check the crs= of each"
         )
     # grids may cover only part of the district: judge from the grids' side, whether
     # most grids have a station nearby (a shifted layer leaves most of them without one)
