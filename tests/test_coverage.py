@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import geopandas as gpd
 import networkx as nx
@@ -128,18 +129,31 @@ def test_buildings_footprint_times_floors():
 
 
 def test_points_near_a_fragment_without_stations_walk_out_to_a_connected_street():
-    # a second street 5 km north, not connected to the station's street: its grid's
-    # points snap to the station's street instead (leg = their distance to it), so they
-    # get a finite, honest walk rather than "unreachable"
+    # a second street 200 m north, not connected to the station's street: its grid's
+    # points snap to the station's street instead (leg = their distance to it, under
+    # max_leg_m), so they get a finite, honest walk rather than "unreachable"
+    net = lines_network(STREET, [(0.0, 200.0), (500.0, 200.0)])
+    grids = grids_frame([box(0, 0, 100, 40), box(0, 200, 100, 240)])
+    res = compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
+    near = res.grids.iloc[1]
+    assert near["station_id"] == "s0"
+    assert near["walk_min_m"] == pytest.approx(210.0)  # the point (50, 210): leg 210 m
+    assert near["coverage_15min"] == 1.0
+    assert res.grids.iloc[0]["coverage_5min"] == 1.0
+
+
+def test_points_farther_than_max_leg_from_every_usable_street_are_unreachable():
+    # the fragment 5 km north: its grid's points are 5 km from the station's street; a
+    # straight 5 km line is no walk, so they are unreachable (and said loudly)
     net = lines_network(STREET, [(0.0, 5000.0), (500.0, 5000.0)])
     grids = grids_frame([box(0, 0, 100, 40), box(0, 5000, 100, 5040)])
-    # half the demand (by area) is 5 km from the station's street: said loudly
     with pytest.warns(ServiceCircleWarning, match=r"50% of the demand lies more than 250 m.*g1"):
         res = compute_coverage(net, stations_at((50, 0)), grids, walk=WalkSettings(), lattice_m=20)
     far = res.grids.iloc[1]
     assert far["coverage_15min"] == 0.0
-    assert far["station_id"] == "s0"
-    assert far["walk_min_m"] == pytest.approx(5010.0)  # the point (50, 5010)
+    assert far["station_id"] is None or pd.isna(far["station_id"])
+    assert np.isnan(far["walk_min_m"]) or np.isinf(far["walk_min_m"])
+    assert far["leg_over_250m_share"] == 1.0
     assert res.grids.iloc[0]["coverage_5min"] == 1.0
 
 
@@ -240,36 +254,46 @@ def _nx_point_distances(network, stations, pts) -> np.ndarray:
 
     Every station and point becomes a real node joined to its projection point by its leg;
     projection points split their edge. networkx multi-source Dijkstra does the rest.
+    Private ways (gated compounds) follow their definition, not the network's twin nodes:
+    each OSM node has a public and a private state, public ways join public states, private
+    ways private states, and a walk from a station may step from a node's public state to
+    its private state but never back (private ways only at the home end).
     """
-    s_snap = snap_to_edges(network, stations)
+    public = np.flatnonzero(~network.edge_private)
+    s_snap = snap_to_edges(network, stations, edges=public)  # stations stand on public ways
     # points snap only to edges in parts of the network that hold a station (the rule
     # of coverage.station_edges), found here with networkx's own components
     full = network.to_networkx()
-    comp = {n: i for i, c in enumerate(nx.connected_components(full)) for n in c}
+    parts = nx.weakly_connected_components(full) if full.is_directed() else (
+        nx.connected_components(full))  # fmt: skip
+    comp = {n: i for i, c in enumerate(parts) for n in c}
     st_comp = {comp[int(network.edge_u[e])] for e in s_snap["edge"]}
     allowed = np.array([e for e in range(len(network.edge_u))
                         if comp[int(network.edge_u[e])] in st_comp])  # fmt: skip
     p_snap = snap_to_edges(network, pts, edges=allowed)
+    osmid = network.node_osmid
+    private = network.edge_private
+    g = nx.DiGraph()
+
+    def both(a, b, w):
+        for x, y in ((a, b), (b, a)):
+            if not g.has_edge(x, y) or g[x][y]["weight"] > w:
+                g.add_edge(x, y, weight=w)
+
     marks: dict[int, list[tuple[float, object]]] = {}
-    g = nx.Graph()
     for kind, snap in (("s", s_snap), ("p", p_snap)):
         for i, (e, off, leg) in enumerate(snap[["edge", "offset_m", "leg_m"]].to_numpy()):
             marks.setdefault(int(e), []).append((off, (kind, "on", i)))
-            g.add_edge((kind, i), (kind, "on", i), weight=leg)
+            both((kind, i), (kind, "on", i), leg)
     u, v, length = network.edge_u, network.edge_v, network.edge_length_m
     for e in range(len(length)):
-        if e in marks:
-            chain = [
-                (0.0, int(u[e])),
-                *sorted(marks[e], key=lambda t: t[0]),
-                (length[e], int(v[e])),
-            ]
-            for (o1, a), (o2, b) in itertools.pairwise(chain):
-                g.add_edge(a, b, weight=o2 - o1)
-        else:
-            a, b = int(u[e]), int(v[e])
-            if not g.has_edge(a, b) or g[a][b]["weight"] > length[e]:
-                g.add_edge(a, b, weight=length[e])
+        layer = "priv" if private[e] else "pub"
+        a, b = (osmid[u[e]], layer), (osmid[v[e]], layer)
+        chain = [(0.0, a), *sorted(marks.get(e, []), key=lambda t: t[0]), (length[e], b)]
+        for (o1, x), (o2, y) in itertools.pairwise(chain):
+            both(x, y, o2 - o1)
+    for o in set(osmid.tolist()):
+        g.add_edge((o, "pub"), (o, "priv"), weight=0.0)  # into a compound, never out
     dist = nx.multi_source_dijkstra_path_length(
         g, [("s", i) for i in range(len(stations))], weight="weight"
     )
@@ -321,7 +345,9 @@ def test_helsinki_buildings_coverage_matches_networkx(helsinki):
 
 @pytest.mark.shared_data
 def test_shanghai_lattice_coverage_matches_networkx(shared_data):
-    net = load_network(shared_data / "shanghai" / "shanghai_center_drive.osm.bz2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)  # the extract's small parts
+        net = load_network(shared_data / "shanghai" / "shanghai_center_drive.osm.bz2")
     rng = np.random.default_rng(3)
     # 302 stations at random positions on random edges, as in the benchmark
     e = rng.choice(len(net.edges), size=302, replace=False)
@@ -389,3 +415,33 @@ def test_lattice_in_strips_equals_the_whole_bounding_box(monkeypatch):
     assert (owner == 0).all()
     xy = shapely.get_coordinates(pts)
     assert shapely.contains_xy(strip, xy[:, 0], xy[:, 1]).all()
+
+
+def test_long_legs_are_counted_and_beyond_max_leg_unreachable():
+    """A 100 m × 400 m grid north of a straight street: a point's leg is its y (m)."""
+    net = lines_network(STREET)
+    grids = grids_frame([box(0, 0, 100, 400)])
+    walk = WalkSettings(max_leg_m=250)
+    with pytest.warns(ServiceCircleWarning, match="35% of the demand .* unreachable"):
+        res = compute_coverage(net, stations_at((0, 0)), grids, walk=walk, lattice_m=20)
+    pts = res.points
+    y = shapely.get_y(pts.geometry.to_numpy()) - Y0
+    x = shapely.get_x(pts.geometry.to_numpy()) - X0
+    w = pts["weight"].to_numpy()
+    for d, share in res.long_legs().items():
+        assert share == pytest.approx(w[y > d].sum() / w.sum(), abs=1e-12)
+    assert set(res.long_legs()) == {100.0, 250.0}
+    row = res.grids.iloc[0]
+    assert row["leg_over_100m_share"] == pytest.approx(w[y > 100].sum() / w.sum())
+    # beyond 250 m the straight leg is no walk: unreachable, even where leg + x ≤ 900 m
+    far = y > 250
+    assert far.any()
+    assert np.isinf(pts["dist_m"].to_numpy()[far]).all()
+    near = ~far
+    np.testing.assert_allclose(pts["dist_m"].to_numpy()[near], (y + x)[near], atol=1e-9)
+    assert row["covered_15min"] == pytest.approx(w[near & (y + x <= 900)].sum())
+    # a wider max_leg_m reaches them again, through the same legs
+    wide = compute_coverage(
+        net, stations_at((0, 0)), grids, walk=WalkSettings(max_leg_m=500), lattice_m=20
+    )
+    np.testing.assert_allclose(wide.points["dist_m"].to_numpy(), y + x, atol=1e-9)

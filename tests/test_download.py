@@ -103,10 +103,13 @@ def test_place_goes_to_graph_from_place_with_the_walk_filter_and_our_cache(cache
     # and osmnx's settings are put back afterwards
     after = (ox.settings.use_cache, ox.settings.cache_folder, list(ox.settings.useful_tags_way))
     assert after == before
-    # the walk policy applies to what came back: no motorway, no private lane
-    assert sorted(net.edges["highway"]) == ["footway", "residential"]
+    # the walk policy applies to what came back: no motorway; the private lane is kept for
+    # walks from the compound's homes only: one gate, C (D meets only the dropped motorway)
+    assert sorted(net.edges["highway"]) == ["footway", "residential", "service"]
+    assert net.edge_private.tolist() == [e == "service" for e in net.edges["highway"]]
+    assert net.links.shape == (2, 1)
     assert net.crs.to_epsg() == 32651  # UTM 51N at Zhifu
-    expected = geodesic_m(A, B) + geodesic_m(B, C)
+    expected = geodesic_m(A, B) + geodesic_m(B, C) + geodesic_m(C, D)
     assert net.edge_length_m.sum() == pytest.approx(expected, rel=1e-3)  # UTM scale ≤ 4e-4
     assert net.source["overpass"] == PLACE
     assert net.source["format"] == "overpass"
@@ -114,22 +117,32 @@ def test_place_goes_to_graph_from_place_with_the_walk_filter_and_our_cache(cache
 
 def test_simplified_download_keeps_the_length(cache, monkeypatch):
     FakeOsmnx(monkeypatch)
-    net = netmod.download_network(place=PLACE)
+    net = netmod.download_network(place=PLACE, private="exclude")
     # A-B-C is one chain once the motorway and the private lane are gone
     assert len(net.edges) == 1
     assert net.edge_length_m.sum() == pytest.approx(geodesic_m(A, B) + geodesic_m(B, C), rel=1e-3)
+    # simplification never merges a private lane into a public chain
+    layered = netmod.download_network(place=PLACE)
+    assert sorted(layered.edges["walk_access"]) == ["private", "public"]
 
 
-def test_keep_private_changes_the_filter_and_keeps_the_private_lane(cache, monkeypatch):
+def test_private_policy_keeps_the_filter_and_chooses_the_private_lane(cache, monkeypatch):
     fake = FakeOsmnx(monkeypatch)
-    net = netmod.download_network(place=PLACE, keep_private=True, simplify=False)
-    custom_filter = fake.calls[0][2]["custom_filter"]
-    assert custom_filter == netmod.overpass_filter(keep_private=True)
-    assert custom_filter != netmod.overpass_filter()
-    assert '"access"!~"^private$"' not in custom_filter
-    assert '"access"!~"^private$"' in netmod.overpass_filter()
-    assert sorted(net.edges["highway"]) == ["footway", "residential", "service"]
-    assert net.source["keep_private"] is True
+    nets = {p: netmod.download_network(place=PLACE, private=p, simplify=False)
+            for p in ("exclude", "destination", "include")}  # fmt: skip
+    # one filter for every policy: private ways with foot=yes are public, so Overpass
+    # must bring every private way; the policy chooses after the download
+    assert {c[2]["custom_filter"] for c in fake.calls} == {netmod.overpass_filter()}
+    assert '"access"' not in netmod.overpass_filter()
+    assert sorted(nets["exclude"].edges["highway"]) == ["footway", "residential"]
+    for p in ("destination", "include"):
+        assert sorted(nets[p].edges["highway"]) == ["footway", "residential", "service"]
+        assert nets[p].source["private"] == p
+    assert not nets["include"].edge_private.any()
+    assert nets["include"].links.size == 0
+    # the older keep_private=True is private="include"
+    old = netmod.download_network(place=PLACE, keep_private=True, simplify=False)
+    assert old.source["private"] == "include"
 
 
 def test_use_cache_false_reaches_osmnx(cache, monkeypatch):

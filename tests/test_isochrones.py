@@ -186,7 +186,9 @@ def test_rings_are_valid_nested_and_grow_with_the_threshold(case):
 def helsinki():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ServiceCircleWarning)
-        return netmod.load_network(helsinki_pbf(), use_cache=False, simplify=True)
+        return netmod.load_network(
+            helsinki_pbf(), use_cache=False, simplify=True, private="include"
+        )
 
 
 def test_cut_edges_equal_shapely_substrings_on_real_edges(helsinki):

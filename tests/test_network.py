@@ -15,7 +15,7 @@ import shapely
 from tests.netfixtures import lines_network
 
 from servicecircle import network as netmod
-from servicecircle.errors import NetworkError, ServiceCircleWarning
+from servicecircle.errors import InputError, NetworkError, ServiceCircleWarning
 from servicecircle.sample_data import helsinki_pbf
 
 
@@ -37,10 +37,14 @@ def test_walk_policy_follows_osmnx_walk_filter_with_documented_changes():
         }
     )  # fmt: skip
     expected = [True, False, False, False, False, True, False, False, True, True]
-    assert netmod.walkable_mask(edges).tolist() == expected
-    private = netmod.walkable_mask(edges, keep_private=True)
-    assert private[3]
-    assert private[4]
+    assert netmod.walkable_mask(edges, private="exclude").tolist() == expected
+    assert netmod.walkable_mask(edges, keep_private=False).tolist() == expected
+    # private ways (rows 3 and 4) are kept for walks from a home (default) or always
+    for policy in ("destination", "include"):
+        kept = netmod.walkable_mask(edges, private=policy)
+        assert kept.tolist() == [e or i in (3, 4) for i, e in enumerate(expected)]
+    with pytest.raises(InputError, match="private='sometimes'"):
+        netmod.walkable_mask(edges, private="sometimes")
 
 
 def test_lines_become_nodes_at_shared_ends_and_lengths_are_geometric():
@@ -196,13 +200,13 @@ def _overpass_keeps(flt: str, tags: dict[str, str]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("keep_private", [False, True])
-def test_overpass_filter_agrees_with_the_walk_policy(keep_private):
+@pytest.mark.parametrize("private", ["exclude", "destination", "include"])
+def test_overpass_filter_never_drops_a_way_the_policy_keeps(private):
     values = {
         "highway": ["footway", "Residential", "cycleway", "motorway_link", "no", "unknown",
-                    "Construction", "path", "service", "steps", "pedestrian", "NO"],
-        "foot": [None, "no", "No", "yes", "designated", "unknown"],
-        "access": [None, "private", "Private", "no_private", "yes"],
+                    "Construction", "path", "service", "steps", "pedestrian", "NO", "proposed"],
+        "foot": [None, "no", "No", "yes", "designated", "unknown", "private"],
+        "access": [None, "private", "Private", "no_private", "yes", "no"],
         "area": [None, "yes", "YES", "yesno", "no"],
         "service": [None, "private", "driveway"],
     }  # fmt: skip
@@ -211,14 +215,16 @@ def test_overpass_filter_agrees_with_the_walk_policy(keep_private):
         for combo in itertools.product(*values.values())
     ]
     frame = pd.DataFrame(rows)
-    policy = netmod.walkable_mask(frame, keep_private=keep_private)
-    flt = netmod.overpass_filter(keep_private=keep_private)
+    policy = netmod.walkable_mask(frame, private=private)
+    flt = netmod.overpass_filter(private=private)
     overpass = np.array([_overpass_keeps(flt, r) for r in rows])
     assert policy.any()
     assert not policy.all()
-    # Overpass never drops a way the policy keeps; on lower-case tags they agree exactly
-    # (Overpass is case-sensitive, and downloads are filtered by the policy again)
+    # Overpass never drops a way the policy keeps (downloads are filtered by it again) ...
     assert not (policy & ~overpass).any()
-    lower = np.array([all(v == v.lower() for v in r.values()) for r in rows])
-    mismatch = np.flatnonzero((policy != overpass) & lower)
-    assert mismatch.size == 0, [rows[i] for i in mismatch[:5]]
+    # ... and leaves out what is never walked: not built, area outlines, foot=no
+    never = np.array(
+        [r["highway"] in ("no", "proposed") or r.get("area") == "yes" or r.get("foot") == "no"
+         for r in rows]
+    )  # fmt: skip
+    assert not (overpass & never).any()

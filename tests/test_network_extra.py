@@ -43,8 +43,14 @@ def test_graphml_round_trip_gives_the_same_network(tmp_path):
     graph = netmod._graph_from_pbf(helsinki_pbf())
     graphml = tmp_path / "helsinki.graphml"
     ox.io.save_graphml(graph, graphml)
-    direct = _quiet_load(helsinki_pbf(), use_cache=False)
-    loaded = _quiet_load(graphml, use_cache=False)
+    # the gated-compound layering round-trips too: the same gates, twins and links
+    layered = [_quiet_load(p, use_cache=False) for p in (helsinki_pbf(), graphml)]
+    assert layered[0].links.shape == layered[1].links.shape
+    assert layered[0].links.shape[1] > 0  # Helsinki has private ways that meet streets
+    assert layered[0].n_nodes == layered[1].n_nodes
+    # distances on an undirected network (private ways walked like public ones)
+    direct = _quiet_load(helsinki_pbf(), use_cache=False, private="include")
+    loaded = _quiet_load(graphml, use_cache=False, private="include")
     assert loaded.source["format"] == "graphml"
     assert loaded.n_nodes == direct.n_nodes
     assert len(loaded.edges) == len(direct.edges)

@@ -65,13 +65,39 @@ def test_station_is_not_a_shortcut():
 
 
 def _reference_graph(net):
-    """networkx graph built straight from the edge table (not from our CSR)."""
-    g = nx.Graph()
-    for u, v, w in zip(net.edge_u, net.edge_v, net.edge_length_m, strict=True):
-        if u != v and (not g.has_edge(u, v) or g[u][v]["w"] > w):
-            g.add_edge(int(u), int(v), w=float(w))
-    g.add_nodes_from(range(net.n_nodes))
+    """networkx graph built straight from the edge table (not from our CSR).
+
+    Nodes are ``(osmid, layer)`` states: public ways join public states, private ways
+    (gated compounds) private states, and a walk may step from a node's public state into
+    its private state, never back: the definition of private ways used only at the home end,
+    built here without the network's twin nodes and links. Without private ways it is the
+    plain undirected street graph (every state public).
+    """
+    g = nx.DiGraph()
+    for u, v, w, private in zip(
+        net.edge_u, net.edge_v, net.edge_length_m, net.edge_private, strict=True
+    ):
+        a, b = _state(net, u, private), _state(net, v, private)
+        for x, y in ((a, b), (b, a)):
+            if x != y and (not g.has_edge(x, y) or g[x][y]["w"] > w):
+                g.add_edge(x, y, w=float(w))
+    for i in range(net.n_nodes):
+        g.add_node(_state(net, i, False))
+        if net.edge_private.any():
+            g.add_edge(_state(net, i, False), _state(net, i, True), w=0.0)
     return g
+
+
+def _state(net, node, private):
+    return (int(net.node_osmid[node]), "priv" if private else "pub")
+
+
+def _node_states(net):
+    """The reference state of each of our nodes: private when no public way touches it."""
+    touches_public = np.zeros(net.n_nodes, dtype=bool)
+    pub = ~net.edge_private
+    touches_public[net.edge_u[pub]] = touches_public[net.edge_v[pub]] = True
+    return [_state(net, i, not touches_public[i]) for i in range(net.n_nodes)]
 
 
 def _stations_mid_edge(net, k, seed):
@@ -86,16 +112,19 @@ def _stations_mid_edge(net, k, seed):
 
 def _check_against_networkx(net, k=60, sample=1000, seed=0):
     stations = _stations_mid_edge(net, k, seed)
-    sn = snapping.snap_to_edges(net, stations)
+    sn = snapping.snap_stations(net, stations)
+    assert not net.edge_private[sn["edge"]].any()  # stations stand on public ways
     r = reach.nearest_station(net, sn)
-    g = _reference_graph(net).to_directed()
+    g = _reference_graph(net)
     for i, row in enumerate(sn.itertuples()):
-        g.add_edge(("s", i), int(net.edge_u[row.edge]), w=row.to_u_m)
-        g.add_edge(("s", i), int(net.edge_v[row.edge]), w=row.to_v_m)
+        g.add_edge(("s", i), _state(net, net.edge_u[row.edge], False), w=row.to_u_m)
+        g.add_edge(("s", i), _state(net, net.edge_v[row.edge], False), w=row.to_v_m)
     ref = nx.multi_source_dijkstra_path_length(g, [("s", i) for i in range(k)], weight="w")
     rng = np.random.default_rng(seed + 1)
     nodes = rng.choice(net.n_nodes, min(sample, net.n_nodes), replace=False)
-    expected = np.array([ref.get(int(n), np.inf) for n in nodes])
+    states = _node_states(net)
+    state = {int(n): states[n] for n in nodes}
+    expected = np.array([ref.get(state[int(n)], np.inf) for n in nodes])
     got = r.dist_m[nodes]
     assert (np.isfinite(expected) == np.isfinite(got)).all()
     fin = np.isfinite(expected)
@@ -103,16 +132,18 @@ def _check_against_networkx(net, k=60, sample=1000, seed=0):
     # the reported station is one that achieves the distance
     for n in nodes[fin][:200]:
         s = r.station[n]
-        d = nx.dijkstra_path_length(g, ("s", int(s)), int(n), weight="w")
+        d = nx.dijkstra_path_length(g, ("s", int(s)), state[int(n)], weight="w")
         assert d == pytest.approx(r.dist_m[n], abs=1e-6)
     # per-station bounded reach equals networkx single-source with a cutoff
     sr = reach.station_reach(net, sn, limit_m=600)
     for i in (0, k // 2, k - 1):
         exp = nx.single_source_dijkstra_path_length(g, ("s", i), cutoff=600, weight="w")
-        exp = {n: d for n, d in exp.items() if not isinstance(n, tuple)}
         got_nodes, got_d = sr.of(i)
-        assert set(got_nodes.tolist()) == set(exp)
-        for n, d in zip(got_nodes.tolist(), got_d.tolist(), strict=True):
+        mine = {states[n]: d for n, d in zip(got_nodes.tolist(), got_d.tolist(), strict=True)}
+        ours = set(states)  # states that are nodes of ours (a node's unused twin state is not)
+        exp = {n: d for n, d in exp.items() if n in ours}
+        assert set(mine) == set(exp)
+        for n, d in mine.items():
             assert d == pytest.approx(exp[n], abs=1e-6)
 
 

@@ -130,7 +130,8 @@ def _for_cli(message: str) -> str:
 
     message = re.sub(r"\b(" + "|".join(_FLAGS) + r")\b(=)?", flag, message)
     # plain words only where written as a parameter: "tiles='x'", not "tiles" in a sentence
-    return re.sub(r"\b(tiles|encoding|weight|method)=", r"--\1 ", message)
+    message = re.sub(r"\b(tiles|encoding|weight|method|private)='([^']*)'", r"--\1 \2", message)
+    return re.sub(r"\b(tiles|encoding|weight|method|private)=", r"--\1 ", message)
 
 
 PresetOpt = Annotated[
@@ -244,8 +245,22 @@ def check(
     ] = None,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    osm: Annotated[
+        Path | None,
+        typer.Option(
+            "--osm",
+            help="Walking network (OSM file) to test each input's coordinates against, "
+            "under its declared CRS and the other readings (WGS84, GCJ-02, BD-09); no "
+            "analysis is run.",
+        ),
+    ] = None,
+    trust_crs: TrustCrsOpt = False,
 ) -> None:
-    """Read and validate inputs; print what was found (counts, columns, WGS84 extent)."""
+    """Read and validate inputs; print what was found (counts, columns, WGS84 extent).
+
+    With --osm, also how well each input fits the streets under its declared coordinate
+    system and the other readings of its numbers; a clearly wrong one stops with exit 2.
+    """
     from servicecircle import inputs
 
     layer = _layers(layers)
@@ -276,6 +291,27 @@ def check(
             )
         typer.echo(f"{grids.name}: {len(gr)} grids")
         _check_alignment(st, gr)
+    if osm is not None:
+        from servicecircle import network as netmod
+        from servicecircle.datumfit import check_inputs
+
+        net = netmod.load_network(osm)
+        frames = {"stations": st, "grids": gr if grids is not None else None}
+        fits = check_inputs(net, frames, trust_crs=True)
+        for kind, frame in frames.items():
+            if frame is None:
+                continue
+            src = frame.attrs["source"]
+            cols = ", ".join(src.get("columns") or []) or "(geometry only)"
+            fit = fits.get(kind)
+            typer.echo(
+                f"{src['file']}: columns {cols}; declared {src['crs']}; "
+                + (_fit_words(fit) if fit is not None else "no other reading to compare")
+            )
+        wrong = next((k for k, f in fits.items() if f.verdict == "wrong"), None)
+        if wrong is not None and not trust_crs:
+            with _datum_fit(ctx, {"stations": stations, "grids": grids}):
+                check_inputs(net, {wrong: frames[wrong]})
 
 
 @app.command()
@@ -284,9 +320,7 @@ def network(
     osm: Annotated[
         Path, typer.Argument(help="OSM file (.osm, .osm.bz2, .osm.gz, .osm.pbf, .graphml).")
     ],
-    keep_private: Annotated[
-        bool, typer.Option(help="Keep access=private paths (inside gated compounds, 小区).")
-    ] = False,
+    private: PrivateOpt = "destination",
     simplify: Annotated[
         bool, typer.Option(help="Merge chains of degree-2 nodes (distances unchanged).")
     ] = True,
@@ -294,7 +328,7 @@ def network(
     """Load a walking network and print nodes, edges, length (km) and components."""
     from servicecircle import network as netmod
 
-    net = netmod.load_network(osm, keep_private=keep_private, simplify=simplify)
+    net = netmod.load_network(osm, private=_private(private), simplify=simplify)
     typer.echo(f"{osm.name}: {net.summary()}; CRS {net.crs.to_string()}")
     if net.source.get("osm_date"):
         typer.echo(f"OSM date: {net.source['osm_date']}")
@@ -347,6 +381,20 @@ TierOpt = Annotated[
     typer.Option(
         help="Own threshold per station tier in minutes, e.g. "
         "'district=15,subdistrict=10,station=5' (reported per tier and combined)."
+    ),
+]
+PrivateOpt = Annotated[
+    str,
+    typer.Option(
+        help="Private ways (gated compounds, 小区): destination = walked only from a home to "
+        "the compound's gate (default), exclude = never, include = like public ways."
+    ),
+]
+TrustCrsOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Keep the declared coordinate systems even where another reading of the numbers "
+        "(WGS84, GCJ-02, BD-09) fits the streets clearly better."
     ),
 ]
 OverlapsOpt = Annotated[
@@ -512,6 +560,16 @@ def _run_facts(ctx: typer.Context) -> dict[str, Any]:
 INPUT_KINDS = ("stations", "grids", "buildings", "boundary", "resources", "premises")
 
 
+def _private(value: str) -> str:
+    from servicecircle.walkpolicy import PRIVATE_POLICIES
+
+    if value not in PRIVATE_POLICIES:
+        raise typer.BadParameter(
+            f"{value!r}: choose {', '.join(PRIVATE_POLICIES)}", param_hint="--private"
+        )
+    return value
+
+
 def _layers(values: list[str] | None) -> dict[str, str]:
     """``--layer grids=网格 --layer stations=驿站`` as ``{"grids": "网格", ...}``."""
     out: dict[str, str] = {}
@@ -541,6 +599,35 @@ def _reading(ctx: typer.Context, kind: str) -> Iterator[None]:
     except ServiceCircleError as exc:
         exc.args = (_for_input(ctx, kind, str(exc)),)
         raise
+
+
+@contextlib.contextmanager
+def _datum_fit(ctx: typer.Context, files: dict[str, Path | None]) -> Iterator[None]:
+    """A wrong-datum stop names the option of the input it is about (by its file name)."""
+    from servicecircle.errors import CRSError
+
+    try:
+        yield
+    except CRSError as exc:
+        text = str(exc)
+        kind = next(
+            (k for k, p in files.items() if p is not None and text.startswith(f"{p.name}:")),
+            None,
+        )
+        if kind is not None:
+            exc.args = (_for_input(ctx, kind, text),)
+        raise
+
+
+def _fit_words(fit: Any) -> str:
+    """One input's fit to the streets, for ``check --osm``."""
+    medians = ", ".join(f"as {r.reading} {r.median_m:,.0f} m" for r in fit.readings)
+    verdict = {
+        "ok": "fits as declared",
+        "wrong": f"fits clearly better as {fit.best}",
+        "undecided": f"the streets cannot tell ({fit.reason})",
+    }[fit.verdict]
+    return f"median distance to a street {medians}: {verdict}"
 
 
 def _check_alignment(stations: Any, grids: Any) -> None:
@@ -617,6 +704,8 @@ def _run_analysis(
     ctx: typer.Context,
     layer: dict[str, str],
     allow_overlaps: bool = False,
+    private: str = "destination",
+    trust_crs: bool = False,
     x_col: str | None = None,
     y_col: str | None = None,
 ) -> Any:
@@ -649,7 +738,7 @@ def _run_analysis(
         with _reading(ctx, "boundary"):
             area = inputs.read_boundary(boundary, crs=boundary_crs, layer=layer.get("boundary"))
     with steps.step(f"Loading walking network {osm.name}") as note:
-        net = netmod.load_network(osm)
+        net = netmod.load_network(osm, private=private)
         note(f"{net.summary()}; OSM date {net.source.get('osm_date') or 'unknown'}")
     if gr is None:
         from servicecircle.grids import generate_grids
@@ -666,20 +755,23 @@ def _run_analysis(
                 f"{len(gr)} grids, {gr['community'].nunique()} communities, "
                 f"{gr['subdistrict'].nunique()} sub-districts"
             )
-    return analyse(
-        net,
-        st,
-        gr,
-        walk=walk,
-        buildings=b,
-        lattice_m=lattice,
-        weight=weight,  # type: ignore[arg-type]
-        tier_minutes=tiers,
-        gap_threshold_min=gap_threshold,
-        per_station_rings=per_station_rings,
-        inputs={"buildings": b},
-        steps=steps,
-    )
+    files = {"stations": stations, "grids": grids, "buildings": buildings}
+    with _datum_fit(ctx, files):
+        return analyse(
+            net,
+            st,
+            gr,
+            walk=walk,
+            buildings=b,
+            lattice_m=lattice,
+            weight=weight,  # type: ignore[arg-type]
+            tier_minutes=tiers,
+            gap_threshold_min=gap_threshold,
+            per_station_rings=per_station_rings,
+            inputs={"buildings": b},
+            steps=steps,
+            trust_crs=trust_crs,
+        )
 
 
 def _echo_summary(analysis: Any) -> None:
@@ -696,6 +788,13 @@ def _echo_summary(analysis: Any) -> None:
     for row in analysis.coverage.summary().itertuples():
         minutes = f"{row.threshold_min:g} min ({row.distance_m:.0f} m)"
         typer.echo(f"  {minutes}: {row.coverage_pct:5.1f}% covered")
+    legs = analysis.coverage.long_legs()
+    if legs:
+        typer.echo(
+            "demand far from a street: "
+            + ", ".join(f"{100 * v:.1f}% over {d:g} m" for d, v in legs.items())
+            + f" (beyond {analysis.coverage.walk.max_leg_m:g} m: unreachable)"
+        )
 
 
 def _dropped(analysis: Any) -> Any:
@@ -746,6 +845,8 @@ def coverage(
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    private: PrivateOpt = "destination",
+    trust_crs: TrustCrsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -768,6 +869,7 @@ def coverage(
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
     layer = _layers(layers)
+    _private(private)
     out_set = _preflight(
         ctx, out_dir, "coverage", encoding=encoding, overwrite=overwrite, weight=weight,
         lattice=lattice,
@@ -779,6 +881,7 @@ def coverage(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
+        private=private, trust_crs=trust_crs,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -827,6 +930,8 @@ def gaps(
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    private: PrivateOpt = "destination",
+    trust_crs: TrustCrsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -849,6 +954,7 @@ def gaps(
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
     layer = _layers(layers)
+    _private(private)
     out_set = _preflight(
         ctx, out_dir, "gaps", encoding=encoding, overwrite=overwrite, weight=weight,
         lattice=lattice,
@@ -872,6 +978,7 @@ def gaps(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
+        private=private, trust_crs=trust_crs,
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -955,6 +1062,8 @@ def sites(
     lattice: LatticeOpt = 20.0,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    private: PrivateOpt = "destination",
+    trust_crs: TrustCrsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -977,6 +1086,7 @@ def sites(
     formats = _formats(fmt)
     walk = _walk_settings(preset, speed, frontage, max_snap)
     layer = _layers(layers)
+    _private(private)
     kinds = {c.strip() for c in candidates.split(",") if c.strip()}
     if not kinds or kinds - {"nodes", "grids", "premises"}:
         raise typer.BadParameter(
@@ -1009,13 +1119,14 @@ def sites(
         weight=weight, lattice=lattice, tier_minutes=None,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
+        private=private, trust_crs=trust_crs,
     )  # fmt: skip
     cands = siting.candidate_sites(
         analysis.network,
         spacing_m=spacing if "nodes" in kinds else None,
         grids=analysis.grids if "grids" in kinds else None,
         premises=prem,
-        edges=station_edges(analysis.network, analysis.stations_snapped),
+        edges=station_edges(analysis.network, analysis.stations_snapped, public=True),
     )
     t = analysis.gap_threshold_min
     proposed = siting.propose_sites(
@@ -1118,6 +1229,8 @@ def map_cmd(
     tier_minutes: TierOpt = None,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    private: PrivateOpt = "destination",
+    trust_crs: TrustCrsOpt = False,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -1138,6 +1251,7 @@ def map_cmd(
 
     _need_crs(resources, resources_crs, "resources")
     layer = _layers(layers)
+    _private(private)
     _single_output(ctx, out, overwrite=overwrite)
     webmap.check_tiles(tiles)
     walk = _walk_settings(preset, speed, frontage, max_snap)
@@ -1160,6 +1274,7 @@ def map_cmd(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
+        private=private, trust_crs=trust_crs,
     )  # fmt: skip
     m = webmap.coverage_map(
         analysis.grids,

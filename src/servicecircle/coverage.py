@@ -40,7 +40,7 @@ from servicecircle.crs import WGS84
 from servicecircle.errors import InputError, ServiceCircleWarning
 from servicecircle.reach import NodeReach, nearest_station, point_distances
 from servicecircle.settings import DEFAULT_LATTICE_M, WalkSettings
-from servicecircle.snapping import snap_to_edges
+from servicecircle.snapping import snap_stations, snap_to_edges
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -277,18 +277,24 @@ def demand_points(
 # --------------------------------------------------------------------------- walk distances
 
 
-def station_edges(network: WalkNetwork, stations_snapped: pd.DataFrame) -> NDArray[np.int64]:
+def station_edges(
+    network: WalkNetwork, stations_snapped: pd.DataFrame, *, public: bool = False
+) -> NDArray[np.int64]:
     """Edges in the connected parts of the network that hold at least one station.
 
     Demand points snap only to these: a point whose nearest path is a fragment cut off
     from every station (a courtyard path the extract did not connect, a piece beyond its
     edge) walks out to the nearest street that does lead to a station, instead of counting
-    as unreachable.
+    as unreachable. ``public=True`` keeps only the public ones among them (for siting
+    candidates, which stand where stations may).
     """
     _, label = csgraph.connected_components(network.graph, directed=False)
     edge = stations_snapped["edge"].to_numpy(dtype=np.int64)
     with_station = np.unique(label[network.edge_u[edge]])
-    return np.flatnonzero(np.isin(label[network.edge_u], with_station))
+    usable = np.isin(label[network.edge_u], with_station)
+    if public:
+        usable &= ~network.edge_private
+    return np.flatnonzero(usable)
 
 
 def walk_to_points(
@@ -320,6 +326,27 @@ def walk_to_points(
     out = point_distances(network, reach, snapped, stations_snapped)
     out["leg_m"] = snapped["leg_m"].to_numpy()
     return out
+
+
+def unreachable_beyond(walks: pd.DataFrame, max_leg_m: float) -> pd.DataFrame:
+    """``walks`` with points whose leg exceeds ``max_leg_m`` (m) made unreachable.
+
+    A home that far from every usable edge would be "covered" only through a straight line
+    across whatever lies between (a river, a rail yard, a wall): it gets ``dist_m = inf``
+    and ``station = -1``, and counts as uncovered at every threshold.
+    """
+    far = walks["leg_m"].to_numpy(dtype=float) > max_leg_m
+    if not far.any():
+        return walks
+    out = walks.copy()
+    out.loc[far, "dist_m"] = np.inf
+    out.loc[far, "station"] = -1
+    return out
+
+
+#: Straight legs (m) from a demand point to its street counted in the tables: a share of
+#: demand this far from the network means homes the extract does not reach well.
+LONG_LEGS_M: tuple[float, ...] = (100.0, 250.0)
 
 
 # --------------------------------------------------------------------------- per grid
@@ -424,6 +451,13 @@ def grid_coverage(
     walk_min = np.full(n, np.inf)
     np.minimum.at(walk_min, owner, dist)
     out["walk_min_m"] = np.where(out["n_points"] > 0, walk_min, np.nan)
+    if "leg_m" in walks.columns:
+        leg = walks["leg_m"].to_numpy(dtype=float)
+        for d in LONG_LEGS_M:
+            over = np.bincount(owner, weights=w * (leg > d), minlength=n)
+            out[f"leg_over_{d:g}m_weight"] = over
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"leg_over_{d:g}m_share"] = np.where(total > 0, over / total, np.nan)
     # the serving station: most of the grid's weight has it as nearest
     reached = st >= 0
     by = pd.DataFrame({"grid": owner[reached], "station": st[reached], "w": w[reached]})
@@ -496,6 +530,8 @@ def rollup(
         sums += [f"covered_{suffix(t)}", f"uncovered_{suffix(t)}"]
     tiered = [c for c in frame.columns if c.startswith("covered_tier")]
     sums += tiered
+    legs = [c for c in frame.columns if c.startswith("leg_over_") and c.endswith("_weight")]
+    sums += legs
     frame["n_grids"] = 1
     blocks = []
     total = frame[["n_grids", *sums]].sum().to_frame().T
@@ -521,12 +557,17 @@ def rollup(
         for c in tiered:
             cov = out[c].to_numpy(dtype=float)
             out[c.replace("covered_", "coverage_", 1)] = np.where(w > 0, cov / w, np.nan)
+        for c in legs:
+            over = out[c].to_numpy(dtype=float)
+            out[c.removesuffix("_weight") + "_share"] = np.where(w > 0, over / w, np.nan)
     first = ["level", "subdistrict", "community", "grid_id", "grid_name", "n_grids", "weight"]
     rest = []
     for t in thresholds_min:
         rest += [f"covered_{suffix(t)}", f"uncovered_{suffix(t)}", f"coverage_{suffix(t)}"]
     for c in tiered:
         rest += [c, c.replace("covered_", "coverage_", 1)]
+    for c in legs:
+        rest += [c, c.removesuffix("_weight") + "_share"]
     out["n_grids"] = out["n_grids"].astype(np.int64)
     return out[first + rest]
 
@@ -551,6 +592,17 @@ class CoverageResult:
     walk: WalkSettings
     demand: dict[str, Any] = field(default_factory=dict)
     points_snapped: pd.DataFrame | None = None
+
+    def long_legs(self) -> dict[float, float]:
+        """Share (0–1) of the district's demand weight whose straight leg to its street is
+        longer than each of :data:`LONG_LEGS_M` (m); beyond ``walk.max_leg_m`` a point is
+        unreachable."""
+        top = self.rollup[self.rollup["level"] == "district"].iloc[0]
+        return {
+            d: float(top[f"leg_over_{d:g}m_share"])
+            for d in LONG_LEGS_M
+            if f"leg_over_{d:g}m_share" in top.index
+        }
 
     def summary(self) -> pd.DataFrame:
         """District coverage per threshold: covered weight, total and share (%)."""
@@ -589,7 +641,8 @@ def _check_off_network(points: gpd.GeoDataFrame, walks: pd.DataFrame, far_m: flo
     where = f"{len(worst)} grid(s), most in {', '.join(worst[:5])}{' …' if len(worst) > 5 else ''}"
     message = (
         f"{share:.0%} of the demand lies more than {far_m:g} m from every street of the "
-        f"network ({where}): the grids reach beyond the network extract, or one layer is in "
+        f"network ({where}) and counts as unreachable (max_leg_m={far_m:g}): the grids reach "
+        "beyond the network extract, or one layer is in "
         "another datum. Use a network that covers all grids, or check the coordinate system "
         "declared for the grids"
     )
@@ -637,7 +690,7 @@ def compute_coverage(
         raise InputError("no grids: give at least one grid polygon (or generate grids)")
     if len(stations) == 0:
         raise InputError("no stations: give at least one station")
-    snapped = stations_snapped if stations_snapped is not None else snap_to_edges(network, stations)
+    snapped = stations_snapped if stations_snapped is not None else snap_stations(network, stations)
     points = demand_points(
         grids, crs=network.crs, buildings=buildings, lattice_m=lattice_m, weight=weight
     )
@@ -645,7 +698,8 @@ def compute_coverage(
     # demand points snap once; every tier's walks and siting reuse the positions
     points_snapped = snap_to_edges(network, points, edges=station_edges(network, snapped))
     walks = walk_to_points(network, snapped, points, reach=reach, points_snapped=points_snapped)
-    _check_off_network(points, walks, walk.max_snap_m)
+    _check_off_network(points, walks, walk.max_leg_m)
+    walks = unreachable_beyond(walks, walk.max_leg_m)
     tier_walks: dict[str, pd.DataFrame] = {}
     if tier_minutes:
         if "tier" not in stations.columns:
@@ -660,7 +714,10 @@ def compute_coverage(
                     stacklevel=2,
                 )
             sub = snapped.iloc[sel]
-            tier_walks[tier] = walk_to_points(network, sub, points, points_snapped=points_snapped)
+            tier_walks[tier] = unreachable_beyond(
+                walk_to_points(network, sub, points, points_snapped=points_snapped),
+                walk.max_leg_m,
+            )
     table = grid_coverage(
         grids,
         points,

@@ -613,6 +613,12 @@ _FIXED_DESCRIPTIONS = {
     "category": "category",
     "site_id": "proposed site id",
     "gain_weight": "demand weight newly covered by the site",
+    "leg_over_100m_weight": "demand weight more than 100 m in a straight line from its street",
+    "leg_over_100m_share": "share 0–1 of the demand weight more than 100 m from its street",
+    "leg_over_250m_weight": "demand weight more than 250 m from its street (unreachable at "
+    "the default max_leg_m)",
+    "leg_over_250m_share": "share 0–1 of the demand weight more than 250 m from its street",
+    "problem": "why the station was left out",
 }
 
 
@@ -803,6 +809,8 @@ def _decimals(col: str) -> int | None:
         return 2
     if col in ("weight", "uncovered_weight", "gain_weight", "cum_weight"):
         return 2
+    if col.startswith("leg_over_"):
+        return 4 if col.endswith("_share") else 2
     if col.endswith(("_m", "_m2")):
         return 1
     return None

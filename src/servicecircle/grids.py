@@ -101,7 +101,8 @@ def default_boundary(
     run along its edge; dangling roads stick out of it. Pass the district's real boundary
     when you have one.
     """
-    lines = network.edge_lines()
+    # compounds' own paths cut no blocks
+    lines = network.edge_lines(network.public_edges if network.edge_private.any() else None)
     faces = shapely.polygonize(shapely.get_parts(shapely.union_all(lines)))
     area = shapely.union_all(shapely.get_parts(faces))
     if open_m > 0 and not area.is_empty:
@@ -247,8 +248,9 @@ def _blocks(
         raise InputError("min_block_m2 and min_width_m must be zero or positive")
     if max_block_m2 is not None and max_block_m2 <= 0:
         raise InputError("max_block_m2 must be positive")
-    edges = network.edge_lines()
-    lines = edges[network.edge_tree.query(boundary, predicate="intersects")]
+    # blocks are ringed by public streets; a gated compound's own paths do not cut it up
+    near = network.edge_tree.query(boundary, predicate="intersects")
+    lines = network.edge_lines(near[~network.edge_private[near]])
     rings = shapely.get_parts(shapely.boundary(boundary))
     linework = shapely.union_all(np.concatenate([lines, rings]))  # nodes every crossing
     faces = _faces(linework, boundary)

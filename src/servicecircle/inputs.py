@@ -408,6 +408,7 @@ class _Source:
         self.vector: gpd.GeoDataFrame | None = None
         self.encoding: str | None = None
         self.row_numbers: list[int] = []  # Excel row of each table row (header = row 1)
+        self.used: list[str] = []  # the columns read, in the order they were found
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -589,6 +590,7 @@ class _Source:
         assert table is not None
         x_name = _find_column(self, table.columns, x_col, _X_NAMES, "longitude/x", _is_x)
         y_name = _find_column(self, table.columns, y_col, _Y_NAMES, "latitude/y", _is_y)
+        self.used += [str(x_name), str(y_name)]
         if x_name == y_name:
             raise InputError(
                 f"{self.name}: the x and y columns are both {x_name!r}; pass the longitude "
@@ -1063,10 +1065,12 @@ def _pick(frame: pd.DataFrame, explicit: str | None, names: Sequence[str], src: 
             raise InputError(
                 f"{src.name}: no column {explicit!r}; the columns are {cols}: pass one of them"
             )
+        src.used.append(str(explicit))
         return explicit
     lowered = {_norm(c): c for c in frame.columns if c != "geometry"}
     for n in names:
         if n in lowered:
+            src.used.append(str(lowered[n]))
             return lowered[n]
     return None
 
@@ -1213,5 +1217,6 @@ def _finish(frame: gpd.GeoDataFrame, src: _Source, kind: str) -> gpd.GeoDataFram
         "crs": src.declared.label,
         "encoding": src.encoding,
         "rows": src.rows,
+        "columns": list(dict.fromkeys(src.used)),
     }
     return out

@@ -6,15 +6,22 @@ All end in one :class:`WalkNetwork`: undirected edges in the local UTM zone (met
 geometry runs from node ``u`` to node ``v`` and whose ``length_m`` is that geometry's length,
 so that offsets along an edge and graph weights agree exactly.
 
-Walk policy (:func:`walkable_mask`), the osmnx ``walk`` filter with two documented changes:
+Walk policy: :mod:`servicecircle.walkpolicy` classes every way as ``public``, ``private``
+or not walkable from its ``highway``, ``foot``, ``access``, ``service`` and ``area`` tags
+(OSM's access precedence: ``foot`` over ``access``; shared foot/cycle paths kept). Private
+ways (gated compounds, 小区) follow ``private=``:
 
-* dropped: ``highway`` in abandoned, bus_guideway, construction, cycleway, motorway
-  (``motor*``), no, planned, platform, proposed, raceway, razed, rest_area, services;
-  ``area=yes``; ``foot=no``; ``access=private`` and ``service=private`` (unless
-  ``keep_private=True``: gated compounds (小区) are mapped private yet their residents walk
-  them, so a planner may keep them);
-* kept (unlike osmnx): roads tagged ``sidewalk=separate``. Many extracts hold the road but not
-  the separately mapped sidewalk, and dropping the road would cut the network.
+* ``"exclude"``: dropped;
+* ``"destination"`` (default): usable only at the start of a walk from a home, not as a short
+  cut between public streets (Valhalla's "private access only at the ends"). Each node where
+  private ways meet public ones (a compound's gate) gets a twin on the private side; the
+  private ways hang off the twin, and the gate links to its twin one way, with length 0. A
+  walk from a station therefore enters a compound at a gate and never leaves it again:
+  homes inside reach their own gate along the compound's paths, and no station's reach
+  passes through a compound. Stations and siting candidates stand on public ways only;
+* ``"include"``: walked like public ways.
+
+``highway=steps`` ways carry ``steps="yes"`` so that presets can avoid them.
 
 Processed networks are cached (``settings.cache_folder/networks``) keyed by the source
 file's SHA-256 and the load options, so a second run skips OSM parsing.
@@ -54,6 +61,7 @@ from servicecircle.crs import WGS84, local_utm_crs
 from servicecircle.errors import InputError, NetworkError, ServiceCircleWarning
 from servicecircle.fileio import atomic_path
 from servicecircle.settings import settings
+from servicecircle.walkpolicy import NOT_BUILT, PRIVATE_POLICIES, classify
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -65,23 +73,25 @@ __all__ = [
     "WalkNetwork",
     "csr_row_positions",
     "download_network",
+    "layer_private",
     "load_network",
     "min_csr",
     "network_from_edges",
     "network_from_graph",
+    "private_policy",
     "sniff_network_file",
     "walkable_mask",
+    "with_edges",
+    "without_avoidable_steps",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Bump when the cached format or the processing changes.
-CACHE_VERSION = 2
-_EXCLUDED_HIGHWAY = (
-    r"abandoned|bus_guideway|construction|cycleway|motor|^no$|planned|platform|proposed|"
-    r"raceway|razed|rest_area|services"
-)
+CACHE_VERSION = 3
 _TAGS = ["highway", "access", "foot", "service", "area", "name", "sidewalk"]
+#: Edge attributes kept from the OSM ways.
+_EDGE_ATTRS = ("highway", "name", "osmid", "walk_access", "steps")
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,10 @@ class WalkNetwork:
         Length of each edge's geometry (m), summed over its segments.
     source
         Where the network came from: file, SHA-256, OSM date, options.
+    links
+        One-way links of length 0, shape (2, k): ``links[0][i]`` (a gate on the public
+        side) leads to ``links[1][i]`` (its twin on the private side), never back; see the
+        module docstring (``private="destination"``). Empty for other networks.
     """
 
     def __init__(
@@ -136,6 +150,7 @@ class WalkNetwork:
         node_osmid: NDArray | None = None,
         edge_attrs: dict[str, NDArray] | None = None,
         source: dict[str, Any] | None = None,
+        links: NDArray[np.integer] | None = None,
     ) -> None:
         crs = pyproj.CRS(crs) if crs is not None else None
         if crs is None or not crs.is_projected:
@@ -149,6 +164,11 @@ class WalkNetwork:
         self.edge_coords = np.ascontiguousarray(edge_coords, dtype=np.float64).reshape(-1, 2)
         self.edge_offsets = np.asarray(edge_offsets, dtype=np.int64)
         m = len(self.edge_u)
+        self.links = (
+            np.empty((2, 0), dtype=np.int64)
+            if links is None
+            else np.asarray(links, dtype=np.int64).reshape(2, -1)
+        )
         self.edge_attrs = {k: np.asarray(v, dtype=object) for k, v in (edge_attrs or {}).items()}
         if (
             len(self.node_osmid) != n
@@ -159,6 +179,7 @@ class WalkNetwork:
             or (m and (min(self.edge_u.min(), self.edge_v.min()) < 0
                        or max(self.edge_u.max(), self.edge_v.max()) >= n))
             or any(len(v) != m for v in self.edge_attrs.values())
+            or (self.links.size and (self.links.min() < 0 or self.links.max() >= n))
             or not (np.isfinite(self.node_xy).all() and np.isfinite(self.edge_coords).all())
         ):  # fmt: skip
             raise ValueError("inconsistent WalkNetwork arrays")
@@ -247,10 +268,23 @@ class WalkNetwork:
         seg[self.edge_offsets[1:] - 1] = 0.0  # no segment between two edges
         return np.add.reduceat(seg, self.edge_offsets[:-1])
 
+    @property
+    def edge_private(self) -> NDArray[np.bool_]:
+        """Whether each edge is a private way usable only from a home (destination-only)."""
+        access = self.edge_attrs.get("walk_access")
+        if access is None:
+            return np.zeros(self.n_edges, dtype=bool)
+        return np.asarray(access == "private", dtype=bool)
+
+    @cached_property
+    def public_edges(self) -> NDArray[np.int64]:
+        """Positions of the edges anyone may walk (stations and sites stand on these)."""
+        return np.flatnonzero(~self.edge_private)
+
     @cached_property
     def graph(self) -> sparse.csr_array:
-        """Symmetric CSR adjacency (n × n) of walk distances (m); parallel edges keep the
-        shortest, self-loops are dropped."""
+        """CSR adjacency (n × n) of walk distances (m); parallel edges keep the shortest,
+        self-loops are dropped. Symmetric, but for the one-way gate :attr:`links`."""
         u, v, w = self.edge_u, self.edge_v, self.edge_length_m
         keep = u != v
         a, b = np.minimum(u, v)[keep], np.maximum(u, v)[keep]
@@ -262,9 +296,11 @@ class WalkNetwork:
         cols = np.concatenate([half.col, half.row])
         data = np.concatenate([half.data, half.data])
         del half
-        return sparse.csr_array(
-            sparse.coo_array((data, (rows, cols)), shape=(self.n_nodes, self.n_nodes))
-        )
+        if self.links.size:  # gate → twin, one way, length 0 (kept as an explicit entry)
+            rows = np.concatenate([rows, self.links[0]])
+            cols = np.concatenate([cols, self.links[1]])
+            data = np.concatenate([data, np.zeros(self.links.shape[1])])
+        return min_csr(rows, cols, data, self.n_nodes)
 
     @cached_property
     def node_edges(self) -> sparse.csr_array:
@@ -289,6 +325,15 @@ class WalkNetwork:
         return SegmentIndex.build(self)
 
     @cached_property
+    def public_segment_index(self) -> SegmentIndex:
+        """:attr:`segment_index` of the public edges only (where stations stand)."""
+        if not self.edge_private.any():
+            return self.segment_index
+        from servicecircle.snapping import SegmentIndex
+
+        return SegmentIndex.build(self, self.public_edges)
+
+    @cached_property
     def node_kdtree(self) -> cKDTree:
         """k-d tree of node coordinates (for bounded per-station reach)."""
         return cKDTree(self.node_xy)
@@ -302,10 +347,20 @@ class WalkNetwork:
         return NetworkSummary(self.n_nodes, self.n_edges, total, int(n_comp), share)
 
     def to_networkx(self) -> nx.Graph:
-        """An undirected networkx Graph with ``length_m`` weights (shortest parallel edge),
-        for cross-checks and for users who want networkx algorithms."""
+        """A networkx Graph with ``length_m`` weights (shortest parallel edge), for
+        cross-checks and for users who want networkx algorithms; a DiGraph when the network
+        has one-way gate :attr:`links` (private ways usable only from a home)."""
         import networkx as nx
 
+        if self.links.size:  # one-way gate links: a directed graph, both ways elsewhere
+            coo = self.graph.tocoo()
+            d = nx.DiGraph()
+            d.add_nodes_from(range(self.n_nodes))
+            d.add_weighted_edges_from(
+                zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True),
+                weight="length_m",
+            )
+            return d
         coo = sparse.triu(self.graph).tocoo()
         g = nx.Graph()
         g.add_nodes_from(range(self.n_nodes))
@@ -394,7 +449,7 @@ def network_from_edges(
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     u, v = inverse[:m], inverse[m:]
     attrs = {}
-    for col in ("highway", "name", "osmid"):
+    for col in _EDGE_ATTRS:
         if col in edges.columns:
             attrs[col if col != "osmid" else "way"] = edges[col].map(_flat).to_numpy()
     # one undirected edge per way piece: reversed copies normalise to the same geometry.
@@ -427,41 +482,115 @@ def _flat(value: Any) -> Any:
     return str(value)
 
 
-def walkable_mask(edges: pd.DataFrame, *, keep_private: bool = False) -> NDArray[np.bool_]:
-    """Which OSM ways a pedestrian may use (see the module docstring for the policy)."""
-
-    def col(name: str) -> pd.Series:
-        if name not in edges.columns:
-            return pd.Series("", index=edges.index)
-        return (
-            edges[name]
-            .map(
-                lambda x: (
-                    "" if x is None else ";".join(map(str, x)) if isinstance(x, list) else str(x)
-                )
-            )
-            .str.lower()
+def private_policy(private: str = "destination", *, keep_private: bool | None = None) -> str:
+    """The private-way policy (``keep_private``, the older name: True → include)."""
+    if keep_private is not None:
+        return "include" if keep_private else "exclude"
+    if private not in PRIVATE_POLICIES:
+        raise InputError(
+            f"private={private!r} is not a policy for private ways; choose "
+            f"{', '.join(PRIVATE_POLICIES)}"
         )
+    return private
 
-    highway = col("highway")
-    ok = (highway != "") & (highway != "nan") & ~highway.str.contains(_EXCLUDED_HIGHWAY)
-    ok &= ~col("area").str.fullmatch("yes")
-    ok &= ~col("foot").str.fullmatch("no")
-    if not keep_private:
-        ok &= ~col("access").str.fullmatch("private")
-        ok &= ~col("service").str.fullmatch("private")
-    return ok.to_numpy(dtype=bool)
+
+def walkable_mask(
+    edges: pd.DataFrame, *, private: str = "destination", keep_private: bool | None = None
+) -> NDArray[np.bool_]:
+    """Which OSM ways a pedestrian may use under the walk policy (see
+    :mod:`servicecircle.walkpolicy`); private ways unless ``private="exclude"``."""
+    policy = private_policy(private, keep_private=keep_private)
+    classes, _ = classify(edges)
+    return (classes == "public") | ((classes == "private") & (policy != "exclude"))
+
+
+def with_edges(net: WalkNetwork, keep: NDArray[np.bool_]) -> WalkNetwork:
+    """The network with only the edges where ``keep`` is true (nodes and links stay)."""
+    keep = np.asarray(keep, dtype=bool)
+    if keep.all():
+        return net
+    counts = np.diff(net.edge_offsets)[keep]
+    coords = net.edge_coords[np.repeat(keep, np.diff(net.edge_offsets))]
+    return WalkNetwork(
+        net.node_xy,
+        net.edge_u[keep],
+        net.edge_v[keep],
+        coords,
+        np.r_[0, np.cumsum(counts)],
+        crs=net.crs,
+        node_osmid=net.node_osmid,
+        edge_attrs={k: v[keep] for k, v in net.edge_attrs.items()},
+        source=net.source,
+        links=net.links,
+    )
+
+
+def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
+    """The network without the steps that another way avoids (for the ``elderly`` preset).
+
+    A steps edge (``highway=steps``) is left out when its two ends are joined without any
+    steps at all, however long that way is; steps that are the only way between two parts
+    of the network stay, so nobody is cut off.
+    """
+    steps = net.edge_attrs.get("steps")
+    if steps is None:
+        return net
+    is_steps = np.asarray(steps == "yes", dtype=bool)
+    if not is_steps.any():
+        return net
+    flat = with_edges(net, ~is_steps)
+    _, label = csgraph.connected_components(flat.graph, directed=False)
+    other_way = label[net.edge_u] == label[net.edge_v]
+    return with_edges(net, ~(is_steps & other_way))
+
+
+def layer_private(net: WalkNetwork) -> WalkNetwork:
+    """The network with its private ways made usable only from a home (destination-only).
+
+    Every node where private and public edges meet gets a twin: the private edges there
+    end on the twin instead, and a one-way link of length 0 leads from the node to its twin
+    (see the module docstring). Nothing else changes: geometry, lengths and attributes.
+    """
+    private = net.edge_private
+    if not private.any() or net.links.size:
+        return net
+    n = net.n_nodes
+    on_public = np.zeros(n, dtype=bool)
+    on_private = np.zeros(n, dtype=bool)
+    on_public[net.edge_u[~private]] = on_public[net.edge_v[~private]] = True
+    on_private[net.edge_u[private]] = on_private[net.edge_v[private]] = True
+    gates = np.flatnonzero(on_public & on_private)
+    twin = np.arange(n, dtype=np.int64)
+    twin[gates] = n + np.arange(gates.size)
+    u, v = net.edge_u.copy(), net.edge_v.copy()
+    u[private], v[private] = twin[u[private]], twin[v[private]]
+    return WalkNetwork(
+        np.concatenate([net.node_xy, net.node_xy[gates]]),
+        u,
+        v,
+        net.edge_coords,
+        net.edge_offsets,
+        crs=net.crs,
+        node_osmid=np.concatenate([net.node_osmid, net.node_osmid[gates]]),
+        edge_attrs=net.edge_attrs,
+        source=net.source,
+        links=np.stack([gates, twin[gates]]),
+    )
 
 
 def network_from_graph(
     graph: Any,
     *,
-    keep_private: bool = False,
+    private: str = "destination",
+    keep_private: bool | None = None,
     simplify: bool = True,
     source: dict[str, Any] | None = None,
 ) -> WalkNetwork:
-    """Build a :class:`WalkNetwork` from an unprojected osmnx MultiDiGraph (WGS84)."""
+    """Build a :class:`WalkNetwork` from an unprojected osmnx MultiDiGraph (WGS84), with
+    the walk policy applied (``private``: see the module docstring)."""
     import osmnx as ox
+
+    policy = private_policy(private, keep_private=keep_private)
 
     where = f"{source['file']}: " if source and source.get("file") else ""
     if graph.number_of_edges() == 0:
@@ -470,7 +599,8 @@ def network_from_graph(
             "area and was exported with its ways"
         )
     nodes, edges = ox.convert.graph_to_gdfs(graph, fill_edge_geometry=True)
-    keep = walkable_mask(edges, keep_private=keep_private)
+    classes, steps = classify(edges)
+    keep = (classes == "public") | ((classes == "private") & (policy != "exclude"))
     if not keep.any():
         way = edges["osmid"].map(_flat) if "osmid" in edges.columns else pd.Series(edges.index)
         highway = edges["highway"].map(_flat) if "highway" in edges.columns else None
@@ -486,11 +616,17 @@ def network_from_graph(
         raise NetworkError(
             f"{where}the OSM data holds no walkable ways: none of its {ways:,} way(s) is one a "
             f"pedestrian may use{seen}; "
-            "motorways, cycleways, construction, foot=no"
-            + ("" if keep_private else " and access=private (keep_private=True keeps those)")
+            "motorways, cycleways without foot access, construction, foot=no, access=no"
+            + (
+                " and access=private (private='destination' keeps those)"
+                if policy == "exclude"
+                else ""
+            )
             + " are left out. Use an extract with streets or footpaths"
         )
-    edges = edges[keep]
+    # the class travels with the edge: simplification never merges across a change
+    walk_access = np.where((classes == "private") & (policy == "destination"), "private", "public")
+    edges = edges.assign(walk_access=walk_access, steps=np.where(steps, "yes", "no"))[keep]
     used = np.unique(
         np.concatenate([edges.index.get_level_values(0), edges.index.get_level_values(1)])
     )
@@ -499,10 +635,11 @@ def network_from_graph(
     if simplify and not g.graph.get("simplified"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            g = ox.simplification.simplify_graph(g)
+            g = ox.simplification.simplify_graph(g, edge_attrs_differ=["walk_access", "steps"])
     _, edges = ox.convert.graph_to_gdfs(g, fill_edge_geometry=True)
     edges = edges.reset_index()
-    return network_from_edges(edges, source=source)
+    net = network_from_edges(edges, source=source)
+    return layer_private(net) if policy == "destination" else net
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,7 +649,8 @@ def network_from_graph(
 def load_network(
     source: str | Path,
     *,
-    keep_private: bool = False,
+    private: str = "destination",
+    keep_private: bool | None = None,
     simplify: bool = True,
     use_cache: bool | None = None,
 ) -> WalkNetwork:
@@ -522,8 +660,12 @@ def load_network(
     ----------
     source
         ``.osm``, ``.osm.bz2``, ``.osm.gz``, ``.xml``, ``.osm.pbf``/``.pbf`` or ``.graphml``.
+    private
+        Private ways (paths inside gated compounds, 小区): ``"destination"`` (default) usable
+        only from a home to the compound's gate, ``"exclude"`` dropped, ``"include"`` walked
+        like public ways.
     keep_private
-        Keep ``access=private`` ways (paths inside gated compounds).
+        Older name: ``True`` is ``private="include"``, ``False`` is ``"exclude"``.
     simplify
         Merge chains of degree-2 nodes into single edges (distances are unchanged).
     use_cache
@@ -553,7 +695,8 @@ def load_network(
         )
     use_cache = settings.use_cache if use_cache is None else use_cache
     digest = _sha256(path)
-    options = {"keep_private": keep_private, "simplify": simplify, "version": CACHE_VERSION}
+    policy = private_policy(private, keep_private=keep_private)
+    options = {"private": policy, "simplify": simplify, "version": CACHE_VERSION}
     key = hashlib.sha256(json.dumps([digest, options], sort_keys=True).encode()).hexdigest()[:24]
     cache_file = Path(settings.cache_folder) / "networks" / f"{key}.npz"
     if use_cache and cache_file.is_file():
@@ -580,7 +723,7 @@ def load_network(
         graph = _graph_from_pbf(path)
     else:
         graph = _graph_from_graphml(path)
-    net = network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
+    net = network_from_graph(graph, private=policy, simplify=simplify, source=meta)
     check_connectivity(net)
     if use_cache:
         _write_cache(net, cache_file)
@@ -735,7 +878,7 @@ def check_connectivity(net: WalkNetwork, *, min_share: float = 0.95) -> NetworkS
             f"walking network {net.source.get('file', '')}: the largest connected part holds "
             f"only {summary.largest_component_share:.1%} of the street length "
             f"({summary.components:,} parts); stations on small parts reach little. Check the "
-            "extract's edges or use keep_private=True for gated compounds",
+            "extract's edges, or private='include' if compounds' paths connect the streets",
             ServiceCircleWarning,
             stacklevel=2,
         )
@@ -886,7 +1029,8 @@ def download_network(
     place: str | None = None,
     polygon: shapely.Polygon | shapely.MultiPolygon | None = None,
     bbox: tuple[float, float, float, float] | None = None,
-    keep_private: bool = False,
+    private: str = "destination",
+    keep_private: bool | None = None,
     simplify: bool = True,
 ) -> WalkNetwork:
     """Download a walking network from OpenStreetMap (Overpass) through osmnx and its cache.
@@ -901,7 +1045,8 @@ def download_network(
     import osmnx as ox
 
     what = _download_area(place, polygon, bbox)
-    custom_filter = overpass_filter(keep_private=keep_private)
+    policy = private_policy(private, keep_private=keep_private)
+    custom_filter = overpass_filter(private=policy)
     old = (ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout)
     ox.settings.use_cache = settings.use_cache
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "overpass")
@@ -928,12 +1073,12 @@ def download_network(
         ox.settings.use_cache, ox.settings.cache_folder, ox.settings.requests_timeout = old
     meta = {
         "overpass": place if place is not None else what,
-        "keep_private": keep_private,
+        "private": policy,
         "simplify": simplify,
         "osm_date": None,
         "format": "overpass",
     }
-    return network_from_graph(graph, keep_private=keep_private, simplify=simplify, source=meta)
+    return network_from_graph(graph, private=policy, simplify=simplify, source=meta)
 
 
 def _download_area(
@@ -1019,13 +1164,22 @@ def _download_failure(what: str, exc: Exception) -> str:
     )
 
 
-def overpass_filter(*, keep_private: bool = False) -> str:
-    """The Overpass way filter of the walk policy: the same patterns as
-    :func:`walkable_mask`, anchored the same way (``foot=unknown`` is not ``foot=no``).
-    Overpass matches case-sensitively, so it may pass a ``foot=No`` way that the policy,
-    blind to case, drops: downloads go through :func:`walkable_mask` again."""
-    access = "" if keep_private else '["access"!~"^private$"]["service"!~"^private$"]'
-    return f'["highway"]["area"!~"^yes$"]{access}["highway"!~"{_EXCLUDED_HIGHWAY}"]["foot"!~"^no$"]'
+#: ``highway`` values the Overpass filter leaves out: not ways on the ground, whatever the
+#: tags (the rest, motorways included, may be opened by ``foot=yes``).
+_NEVER_WALKED = "|".join(sorted(NOT_BUILT))
+
+
+def overpass_filter(*, private: str = "destination", keep_private: bool | None = None) -> str:
+    """The Overpass way filter of the walk policy: every way the policy may keep.
+
+    Overpass cannot express "``foot`` overrides ``access``" in one filter, so it leaves out
+    only what is never walked (not built, area outlines, ``foot=no``) and
+    downloads go through :mod:`servicecircle.walkpolicy` again. Overpass matches
+    case-sensitively; the policy, blind to case, may drop a ``foot=No`` way it passed.
+    ``private`` does not change the filter: private ways with ``foot=yes`` are public.
+    """
+    private_policy(private, keep_private=keep_private)  # checked, the same filter for every policy
+    return f'["highway"]["area"!~"^yes$"]["highway"!~"^({_NEVER_WALKED})$"]["foot"!~"^no$"]'
 
 
 def _sha256(path: Path) -> str:
@@ -1060,6 +1214,7 @@ def _write_cache(net: WalkNetwork, path: Path) -> None:
         "coords": net.edge_coords,
         "offsets": net.edge_offsets,
         "meta": np.array(json.dumps({"crs": net.crs.to_wkt(), "source": net.source})),
+        "links": net.links,
     }
     for col, values in net.edge_attrs.items():
         arrays[f"attr_{col}"] = pd.Series(values).fillna("").astype(str).to_numpy(dtype=str)
@@ -1087,4 +1242,5 @@ def _read_cache(path: Path) -> WalkNetwork:
             z["node_xy"], z["u"], z["v"], z["coords"], z["offsets"],
             crs=pyproj.CRS.from_wkt(meta["crs"]), node_osmid=_ids(z["node_osmid"]),
             edge_attrs=attrs, source={**meta["source"], "cached": str(path)},
+            links=z["links"] if "links" in z.files else None,
         )  # fmt: skip

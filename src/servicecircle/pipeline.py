@@ -19,13 +19,15 @@ import pandas as pd
 
 from servicecircle import __version__
 from servicecircle.coverage import CoverageResult, Weight, compute_coverage
+from servicecircle.datumfit import check_inputs
 from servicecircle.errors import InputError
 from servicecircle.gaps import MIN_GAP_M2, gap_list, gap_points, gap_polygons
 from servicecircle.isochrones import reach_union_rings, station_rings
+from servicecircle.network import without_avoidable_steps
 from servicecircle.progress import Steps
 from servicecircle.reach import station_reach
 from servicecircle.settings import DEFAULT_LATTICE_M, WalkSettings
-from servicecircle.snapping import drop_far_stations, snap_to_edges
+from servicecircle.snapping import drop_far_stations, snap_stations
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -125,6 +127,7 @@ def analyse(
     per_station_rings: bool = True,
     inputs: Mapping[str, gpd.GeoDataFrame | None] | None = None,
     steps: Steps | None = None,
+    trust_crs: bool = False,
 ) -> Analysis:
     """Coverage, rings and gaps of ``stations`` over ``grids`` on ``network``.
 
@@ -153,6 +156,11 @@ def analyse(
         Input frames whose ``attrs["source"]`` goes into the metadata.
     steps
         Progress reporter (quiet when not a terminal).
+    trust_crs
+        Keep every input's declared coordinate system even where another reading of its
+        numbers (WGS84, GCJ-02, BD-09) fits the streets clearly better; without it such an
+        input stops the analysis with a :class:`~servicecircle.errors.CRSError` naming the
+        reading to declare (:func:`~servicecircle.datumfit.check_inputs`).
     """
     walk = walk or WalkSettings()
     steps = steps or Steps(4, enabled=False)
@@ -164,8 +172,13 @@ def analyse(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
+    if walk.avoid_steps:  # e.g. the elderly preset: steps only where no other way exists
+        network = without_avoidable_steps(network)
+    # a wrong datum puts every input half a kilometre off: test them against the streets
+    checked = {"stations": stations, "grids": grids, "buildings": buildings, **(inputs or {})}
+    fits = check_inputs(network, checked, trust_crs=trust_crs)
     with steps.step(f"Snapping {len(stations)} stations to the network") as note:
-        snapped = snap_to_edges(network, stations)
+        snapped = snap_stations(network, stations)
         # far stations are left out of everything below, so every product sees one set
         stations, snapped, dropped = drop_far_stations(
             network, stations, snapped, max_snap_m=walk.max_snap_m
@@ -245,6 +258,13 @@ def analyse(
     ]  # fmt: skip
     if tier_minutes:
         meta["tier_minutes"] = dict(tier_minutes)
+    for name, fit in fits.items():
+        if name in meta["inputs"]:
+            meta["inputs"][name]["datum_fit"] = {
+                "verdict": fit.verdict,
+                "trusted": trust_crs and fit.verdict == "wrong",
+                "median_m": {r.reading: round(r.median_m, 1) for r in fit.readings},
+            }
     return Analysis(
         network=network,
         stations=stations,

@@ -9,7 +9,7 @@ name     speed (m/min)  thresholds (min → m)           source
 default  60             5 → 300, 10 → 600, 15 → 900    common planning pace, 3.6 km/h
 gb50180  60             5 → 300, 10 → 500, 15 → 1000   GB 50180-2018 residential life circles
                                                        (distances are fixed by the standard)
-elderly  56.7           5 → 283, 10 → 567, 15 → 850    ≈ 3.4 km/h, older walkers
+elderly  56.7           5 → 283, 10 → 567, 15 → 850    ≈ 3.4 km/h, older walkers; avoids steps
 ======== ============== ============================== =========================================
 
 Bounds (module constants; a value outside them is refused with a ``ValueError`` naming
@@ -46,6 +46,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_FRONTAGE_M",
     "DEFAULT_LATTICE_M",
+    "DEFAULT_MAX_LEG_M",
     "DEFAULT_MAX_SNAP_M",
     "DEFAULT_SPEED_M_PER_MIN",
     "DEFAULT_THRESHOLDS_MIN",
@@ -67,6 +68,9 @@ DEFAULT_THRESHOLDS_MIN: tuple[float, ...] = (5.0, 10.0, 15.0)
 DEFAULT_FRONTAGE_M = 30.0
 #: A station farther than this (m) from every walkable edge is left out, with a warning.
 DEFAULT_MAX_SNAP_M = 250.0
+#: A home farther than this (m) from every usable edge is unreachable: never covered
+#: through a straight line across whatever lies between.
+DEFAULT_MAX_LEG_M = 250.0
 #: Spacing (m) of the demand-point lattice inside a grid that has no buildings.
 DEFAULT_LATTICE_M = 20.0
 
@@ -116,6 +120,12 @@ class WalkSettings:
         Buffer (m) around reached street pieces when drawing ring polygons.
     max_snap_m
         Largest accepted distance (m) from a station to the nearest walkable edge.
+    max_leg_m
+        Largest straight leg (m) from a demand point (a home) to the nearest usable edge;
+        farther points are unreachable, never covered through a straight line.
+    avoid_steps
+        Leave out steps (``highway=steps``) wherever another way joins their two ends (the
+        ``elderly`` preset); steps that are the only way stay.
     preset
         Name of the preset these settings came from, for legends and exports.
 
@@ -132,6 +142,8 @@ class WalkSettings:
     distances_m: tuple[float, ...] | None = None
     frontage_m: float = DEFAULT_FRONTAGE_M
     max_snap_m: float = DEFAULT_MAX_SNAP_M
+    max_leg_m: float = DEFAULT_MAX_LEG_M
+    avoid_steps: bool = False
     preset: str = "custom"
 
     def __post_init__(self) -> None:
@@ -190,6 +202,13 @@ class WalkSettings:
                 f"max_snap_m must be > 0 and at most {MAX_SNAP_LIMIT_M:,.0f} metres, got {snap:g}"
             )
         object.__setattr__(self, "max_snap_m", snap)
+        leg = _number("max_leg_m", self.max_leg_m)
+        if not 0 < leg <= MAX_SNAP_LIMIT_M:
+            raise ValueError(
+                f"max_leg_m must be > 0 and at most {MAX_SNAP_LIMIT_M:,.0f} metres, got {leg:g}"
+            )
+        object.__setattr__(self, "max_leg_m", leg)
+        object.__setattr__(self, "avoid_steps", bool(self.avoid_steps))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> WalkSettings:
@@ -225,7 +244,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "thresholds_min": (5.0, 10.0, 15.0),
         "distances_m": (300.0, 500.0, 1000.0),
     },
-    "elderly": {"speed_m_per_min": 3400.0 / 60.0, "thresholds_min": (5.0, 10.0, 15.0)},
+    "elderly": {
+        "speed_m_per_min": 3400.0 / 60.0,
+        "thresholds_min": (5.0, 10.0, 15.0),
+        "avoid_steps": True,
+    },
 }
 
 

@@ -914,8 +914,9 @@ def propose_sites(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     usable = station_edges(network, stations_snapped)
+    public = station_edges(network, stations_snapped, public=True)
     if candidates is None:
-        candidates = candidate_sites(network, spacing_m=spacing_m, edges=usable)
+        candidates = candidate_sites(network, spacing_m=spacing_m, edges=public)
     if len(candidates) == 0:
         raise InputError("no candidate sites to choose from")
     if len(candidates) > MAX_CANDIDATES:
@@ -926,9 +927,12 @@ def propose_sites(
     pts = coverage.points
     w = pts["weight"].to_numpy(dtype=np.float64)
     covered = pts["dist_m"].to_numpy(dtype=np.float64) <= distance_m
-    open_idx = np.flatnonzero(~covered & (w > 0))
+    # homes beyond max_leg_m of every usable edge stay unreachable, whatever is built
+    leg = coverage.points_snapped["leg_m"].to_numpy(dtype=np.float64) if (
+        coverage.points_snapped is not None) else np.zeros(len(pts))  # fmt: skip
+    open_idx = np.flatnonzero(~covered & (w > 0) & (leg <= coverage.walk.max_leg_m))
     _check_matrix_size(coverage, open_idx.size, len(candidates), distance_m, spacing_m)
-    cand_snapped = snap_to_edges(network, candidates, edges=usable)
+    cand_snapped = snap_to_edges(network, candidates, edges=public)
     timings["candidates"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -33,7 +33,13 @@ from servicecircle.network import csr_row_positions
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
 
-__all__ = ["SegmentIndex", "check_station_snaps", "drop_far_stations", "snap_to_edges"]
+__all__ = [
+    "SegmentIndex",
+    "check_station_snaps",
+    "drop_far_stations",
+    "snap_stations",
+    "snap_to_edges",
+]
 
 # Samples per segment: one per started `spacing` metres, the spacing being the network's
 # median segment length clipped to this range. The search margin (half the spacing) then
@@ -184,7 +190,12 @@ def snap_to_edges(
         raise SnapError(f"{bad.size} point(s) have no coordinates; first at position {bad[0]}")
     if network.n_edges == 0 or (edges is not None and len(edges) == 0):
         raise SnapError("there are no walkable edges to snap to")
-    index = network.segment_index if edges is None else SegmentIndex.build(network, edges)
+    if edges is None:
+        index = network.segment_index
+    elif edges is network.__dict__.get("public_edges"):
+        index = network.public_segment_index  # built once per network
+    else:
+        index = SegmentIndex.build(network, edges)
     seg, leg, t = index.nearest(network, xy)
     coords, along, starts = network.edge_vertices
     edge = np.searchsorted(starts, seg, side="right") - 1
@@ -205,6 +216,18 @@ def snap_to_edges(
         },
         index=geoms.index,
     )
+
+
+def snap_stations(network: WalkNetwork, stations: gpd.GeoSeries | gpd.GeoDataFrame) -> pd.DataFrame:
+    """:func:`snap_to_edges` for stations and siting candidates: public edges only.
+
+    A station inside a gated compound serves the public from the compound's street, so it
+    snaps to the nearest public edge; homes (demand points) snap to any edge, private
+    paths included (see :mod:`servicecircle.network`, ``private="destination"``).
+    """
+    if not network.edge_private.any():
+        return snap_to_edges(network, stations)
+    return snap_to_edges(network, stations, edges=network.public_edges)
 
 
 def check_station_snaps(
@@ -309,7 +332,7 @@ def _far_stations(
             continue
         x, y = datums.convert(raw_lon, raw_lat, source=alt, target="wgs84")
         readings[alt] = gpd.GeoSeries(gpd.points_from_xy(x, y), crs=WGS84)
-    alt_legs = {k: snap_to_edges(network, v)["leg_m"].to_numpy() for k, v in readings.items()}
+    alt_legs = {k: snap_stations(network, v)["leg_m"].to_numpy() for k, v in readings.items()}
     problems = []
     for j, (_, row) in enumerate(st.iterrows()):
         leg = snapped["leg_m"].iloc[far[j]]

@@ -97,7 +97,9 @@ NOT_FOR_WALKING = frozenset(
     }
 )
 #: Classes that do not exist on the ground: even ``foot=yes`` does not make them walkable.
-NOT_BUILT = frozenset({"abandoned", "construction", "disused", "planned", "proposed", "razed"})
+NOT_BUILT = frozenset(
+    {"abandoned", "construction", "disused", "no", "planned", "proposed", "razed"}
+)
 #: Classes pedestrians may not use without an explicit ``foot`` permission.
 NEEDS_FOOT_TAG = frozenset({"cycleway"})
 

@@ -244,8 +244,7 @@ def check_tiles(tiles: str | None) -> str | None:
     hint = "use OpenStreetMap, 'CartoDB positron', or none for no basemap"
     if "{" in tiles or "://" in tiles:
         raise InputError(
-            f"tiles={tiles!r}: tile URLs are not supported yet (they need an attribution); "
-            + hint
+            f"tiles={tiles!r}: tile URLs are not supported yet (they need an attribution); " + hint
         )
     try:
         with warnings.catch_warnings():
@@ -254,7 +253,6 @@ def check_tiles(tiles: str | None) -> str | None:
     except (ValueError, KeyError):
         raise InputError(f"tiles={tiles!r} is not a basemap folium knows; {hint}") from None
     return tiles
-
 
 
 def new_map(
