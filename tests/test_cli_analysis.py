@@ -221,3 +221,37 @@ def test_sites_command_gain_matches_coverage_with_the_new_stations(
     with pytest.warns(ServiceCircleWarning):
         res = compute_coverage(load_network(pbf), both, gr)
     assert res.summary().iloc[0]["coverage_pct"] == pytest.approx(after, abs=0.06)
+
+
+@pytest.mark.shared_data
+def test_a_wrongly_declared_datum_stops_with_the_option_to_pass(shared_data, tmp_path, capsys):
+    """The project's GCJ-02 station list declared WGS84 (issue #14): stop, name the fix."""
+    repo = Path(__file__).resolve().parent.parent
+    osm = shared_data / "shanghai" / "shanghai_center_drive.osm.bz2"
+    stations = repo / "data" / "shanghai_stations_302_gcj02.csv"
+    before = stations.read_bytes()
+    base = ["--osm", str(osm), "--stations", str(stations)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServiceCircleWarning)  # the extract's small parts
+        for command in (["check"], ["coverage", "--out-dir", str(tmp_path / "out")]):
+            with pytest.raises(SystemExit) as done:
+                main([*command, *base, "--stations-crs", "EPSG:4326"])
+            assert done.value.code == 2
+            err = capsys.readouterr().err
+            line = next(x for x in err.splitlines() if x.startswith("error: "))
+            assert (
+                "shanghai_stations_302_gcj02.csv: the coordinates fit the streets as gcj02" in line
+            )
+            assert "the declared EPSG:4326" in line
+            assert line.endswith("declare --stations-crs gcj02, or --trust-crs to keep EPSG:4326")
+        assert not (tmp_path / "out").exists()  # nothing written
+        # declared right, the check says so; trusted, the wrong declaration is kept
+        with pytest.raises(SystemExit) as done:
+            main(["check", *base, "--stations-crs", "gcj02"])
+        assert done.value.code in (None, 0)
+        assert "declared gcj02; median distance to a street as gcj02 0 m" in capsys.readouterr().out
+        with pytest.raises(SystemExit) as done:
+            main(["check", *base, "--stations-crs", "EPSG:4326", "--trust-crs"])
+        assert done.value.code in (None, 0)
+        assert "fits clearly better as gcj02" in capsys.readouterr().out
+    assert stations.read_bytes() == before

@@ -273,6 +273,10 @@ CASES = [
          lambda d: ["coverage", "--osm", d["osm"], "--stations", d["resources"].with_name("a.csv"),
                     "--stations-crs", CRS, *out(d)], "--x-col",
          prep=lambda d: d["resources"].with_name("a.csv").write_text("a,b\n1,2\n")),
+    Case("private-policy-unknown",
+         lambda d: ["coverage", *an(d), *out(d), "--private", "sometimes"], "--private"),
+    Case("network-private-policy-unknown",
+         lambda d: ["network", d["osm"], "--private", "never"], "--private"),
     Case("demo-osm-and-place",
          lambda d: ["demo", "--osm", d["osm"], "--place", "芝罘区", *out(d)], "--place"),
 ]  # fmt: skip

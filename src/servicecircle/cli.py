@@ -755,7 +755,7 @@ def _run_analysis(
                 f"{len(gr)} grids, {gr['community'].nunique()} communities, "
                 f"{gr['subdistrict'].nunique()} sub-districts"
             )
-    files = {"stations": stations, "grids": grids, "buildings": buildings}
+    files = {"stations": stations, "grids": grids, "buildings": buildings, "boundary": boundary}
     with _datum_fit(ctx, files):
         return analyse(
             net,
@@ -768,7 +768,7 @@ def _run_analysis(
             tier_minutes=tiers,
             gap_threshold_min=gap_threshold,
             per_station_rings=per_station_rings,
-            inputs={"buildings": b},
+            inputs={"buildings": b, "boundary": area},
             steps=steps,
             trust_crs=trust_crs,
         )
@@ -1121,6 +1121,11 @@ def sites(
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
         private=private, trust_crs=trust_crs,
     )  # fmt: skip
+    if prem is not None:
+        from servicecircle.datumfit import check_inputs
+
+        with _datum_fit(ctx, {"premises": premises}):
+            check_inputs(analysis.network, {"premises": prem}, trust_crs=trust_crs)
     cands = siting.candidate_sites(
         analysis.network,
         spacing_m=spacing if "nodes" in kinds else None,
@@ -1276,6 +1281,11 @@ def map_cmd(
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
         private=private, trust_crs=trust_crs,
     )  # fmt: skip
+    if res is not None:
+        from servicecircle.datumfit import check_inputs
+
+        with _datum_fit(ctx, {"resources": resources}):
+            check_inputs(analysis.network, {"resources": res}, trust_crs=trust_crs)
     m = webmap.coverage_map(
         analysis.grids,
         analysis.stations,
