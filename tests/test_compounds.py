@@ -9,7 +9,6 @@ north street (two gates). Distances are closed-form sums of the segments walked.
 from __future__ import annotations
 
 import itertools
-import math
 
 import geopandas as gpd
 import numpy as np
@@ -33,9 +32,15 @@ ONE_GATE = [(100, 0), (100, 170)]  # compound A: a dead end behind the fence
 THROUGH = [(150, 0), (150, 200)]  # compound B: joins the south and the north street
 
 
-def _network(private: str, *, through: bool = False) -> netmod.WalkNetwork:
+COURTYARD = [(100, 170), (60, 170)]  # a public footway reached only through compound A
+
+
+def _network(private: str, *, through: bool = False, courtyard: bool = False) -> netmod.WalkNetwork:
     lines = [*PUBLIC, ONE_GATE] + ([THROUGH] if through else [])
     access = ["public"] * len(PUBLIC) + ["private"] * (len(lines) - len(PUBLIC))
+    if courtyard:
+        lines.append(COURTYARD)
+        access.append("public")
     if private == "include":
         access = ["public"] * len(lines)
     keep = [a == "public" or private != "exclude" for a in access]
@@ -59,28 +64,37 @@ def _pt(x: float, y: float) -> gpd.GeoSeries:
 def _walk(net, station_xy, home_xy) -> float:
     sn = snapping.snap_stations(net, _pt(*station_xy))
     homes = _pt(*home_xy)
-    pts = snapping.snap_to_edges(net, homes, edges=station_edges(net, sn))
+    pts = snapping.snap_homes(net, homes, edges=station_edges(net, sn), front_m=FRONT_M)
     r = reach.nearest_station(net, sn)
     return float(walk_to_points(net, sn, homes, reach=r, points_snapped=pts)["dist_m"].iloc[0])
 
 
-HOME = (105, 175)  # inside compound A: 7.07 m from its path's end, 25 m from the north street
+FRONT_M = 30.0  # a home this close to a public street faces it
+HOME = (105, 165)  # inside compound A: 5 m from its path, 35 m from the north street
 STATION = (100, 205)  # on the north street, just outside compound A's fence
 
 
 def test_a_home_walks_its_compound_to_the_gate_and_round_the_block():
-    leg_home = math.hypot(5, 5)
-    # home → path end → 170 m down the path → gate (100, 0) → 100 + 200 + 100 m round the
+    # home → 5 m to the path → 165 m down it → gate (100, 0) → 100 + 200 + 100 m round the
     # block (either side) → the station's foot (100, 200) → its 5 m leg
-    expected = leg_home + 170 + 400 + 5
+    expected = 5 + 165 + 400 + 5
     assert _walk(_network("destination"), STATION, HOME) == pytest.approx(expected, abs=1e-9)
     # walked like a public path it is the same walk: the path does not reach the north street
     assert _walk(_network("include"), STATION, HOME) == pytest.approx(expected, abs=1e-9)
 
 
 def test_without_the_compound_paths_the_home_crosses_the_fence_in_a_straight_line():
-    # the old rule: the home snaps to the north street 25 m away, through the fence
-    assert _walk(_network("exclude"), STATION, HOME) == pytest.approx(25 + 5 + 5, abs=1e-9)
+    # the old rule: the home snaps to the north street 35 m away, through the fence
+    assert _walk(_network("exclude"), STATION, HOME) == pytest.approx(35 + 5 + 5, abs=1e-9)
+
+
+def test_a_home_facing_the_street_steps_out_of_its_door():
+    # 20 m from the north street (within the street front), 5 m from the compound's path
+    facing = (105, 180)
+    assert _walk(_network("destination"), STATION, facing) == pytest.approx(20 + 5 + 5)
+    # one metre deeper than the street front: it walks the compound to its gate
+    deeper = (105, 169)
+    assert _walk(_network("destination"), STATION, deeper) == pytest.approx(5 + 169 + 400 + 5)
 
 
 def test_no_station_reaches_through_someone_elses_compound():
@@ -95,6 +109,15 @@ def test_no_station_reaches_through_someone_elses_compound():
     # but a home inside compound B walks its own path out: to the south gate, the short way
     inside = (152, 100)  # 2 m from compound B's path, 100 m from either gate
     assert _walk(net, station, inside) == pytest.approx(2 + 100 + 5, abs=1e-9)
+
+
+def test_a_public_footway_in_a_compound_s_courtyard_belongs_to_the_compound():
+    net = _network("destination", courtyard=True)
+    footway = int(net.n_edges - 1)
+    assert net.edge_private[footway]  # reached only through compound A: the compound's
+    # home 5 m south of the footway's west end: 40 m along it, the compound's path, the gate
+    home = (60, 165)
+    assert _walk(net, STATION, home) == pytest.approx(5 + 40 + 170 + 400 + 5, abs=1e-9)
 
 
 def test_a_station_inside_a_compound_stands_on_the_public_street():

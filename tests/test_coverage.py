@@ -23,7 +23,7 @@ from servicecircle.coverage import (
 from servicecircle.errors import InputError, ServiceCircleWarning
 from servicecircle.network import load_network
 from servicecircle.settings import WalkSettings
-from servicecircle.snapping import snap_to_edges
+from servicecircle.snapping import snap_homes, snap_to_edges
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
@@ -270,7 +270,8 @@ def _nx_point_distances(network, stations, pts) -> np.ndarray:
     st_comp = {comp[int(network.edge_u[e])] for e in s_snap["edge"]}
     allowed = np.array([e for e in range(len(network.edge_u))
                         if comp[int(network.edge_u[e])] in st_comp])  # fmt: skip
-    p_snap = snap_to_edges(network, pts, edges=allowed)
+    # homes: the nearest edge, or the public street within the street front (30 m)
+    p_snap = snap_homes(network, pts, edges=allowed, front_m=30.0)
     osmid = network.node_osmid
     private = network.edge_private
     g = nx.DiGraph()

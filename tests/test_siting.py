@@ -20,7 +20,7 @@ from servicecircle.coverage import compute_coverage, station_edges
 from servicecircle.errors import InputError
 from servicecircle.network import load_network
 from servicecircle.settings import WalkSettings
-from servicecircle.snapping import snap_stations, snap_to_edges
+from servicecircle.snapping import snap_homes, snap_stations, snap_to_edges
 
 # --------------------------------------------------------------------------- brute force
 
@@ -107,7 +107,7 @@ def test_matrix_equals_networkx_on_helsinki():
     ) + rng.uniform(-8, 8, (60, 2))
     pts = gpd.GeoSeries(shapely.points(np.vstack([near, along])), crs=net.crs)
     s_snap = snap_stations(net, sites)
-    p_snap = snap_to_edges(net, pts, edges=station_edges(net, s_snap))
+    p_snap = snap_homes(net, pts, edges=station_edges(net, s_snap), front_m=30.0)
     d = 300.0
     got = siting.site_coverage_matrix(net, s_snap, p_snap, distance_m=d).toarray()
     ref = np.column_stack([_nx_point_distances(net, sites.iloc[[j]], pts) for j in range(14)])

@@ -40,7 +40,7 @@ from servicecircle.crs import WGS84
 from servicecircle.errors import InputError, ServiceCircleWarning
 from servicecircle.reach import NodeReach, nearest_station, point_distances
 from servicecircle.settings import DEFAULT_LATTICE_M, WalkSettings
-from servicecircle.snapping import snap_stations, snap_to_edges
+from servicecircle.snapping import snap_homes, snap_stations
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -305,8 +305,12 @@ def walk_to_points(
     reach: NodeReach | None = None,
     edges: NDArray[np.int64] | None = None,
     points_snapped: pd.DataFrame | None = None,
+    front_m: float = 30.0,
 ) -> pd.DataFrame:
     """Walk distance (m) from each point to its nearest station, legs at both ends included.
+
+    Points snap as homes (:func:`~servicecircle.snapping.snap_homes`: a point within
+    ``front_m`` of a public way steps onto it rather than into a compound's path).
 
     ``edges`` limits the edges points snap to (see :func:`station_edges`); default all.
     ``points_snapped`` is the points' :func:`~servicecircle.snapping.snap_to_edges` result
@@ -321,7 +325,7 @@ def walk_to_points(
     snapped = (
         points_snapped
         if points_snapped is not None
-        else snap_to_edges(network, points, edges=edges)
+        else snap_homes(network, points, edges=edges, front_m=front_m)
     )
     out = point_distances(network, reach, snapped, stations_snapped)
     out["leg_m"] = snapped["leg_m"].to_numpy()
@@ -696,7 +700,9 @@ def compute_coverage(
     )
     reach = nearest_station(network, snapped)
     # demand points snap once; every tier's walks and siting reuse the positions
-    points_snapped = snap_to_edges(network, points, edges=station_edges(network, snapped))
+    points_snapped = snap_homes(
+        network, points, edges=station_edges(network, snapped), front_m=walk.frontage_m
+    )
     walks = walk_to_points(network, snapped, points, reach=reach, points_snapped=points_snapped)
     _check_off_network(points, walks, walk.max_leg_m)
     walks = unreachable_beyond(walks, walk.max_leg_m)

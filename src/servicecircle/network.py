@@ -88,7 +88,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bump when the cached format or the processing changes.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _TAGS = ["highway", "access", "foot", "service", "area", "name", "sidewalk"]
 #: Edge attributes kept from the OSM ways.
 _EDGE_ATTRS = ("highway", "name", "osmid", "walk_access", "steps")
@@ -544,16 +544,46 @@ def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
     return with_edges(net, ~(is_steps & other_way))
 
 
+#: Public ways that connect to the rest only through private ones are inside the compound
+#: when their connected part is shorter than this (m): a courtyard footway, not a district.
+INNER_PUBLIC_M = 1_000.0
+
+
+def _inner_public(net: WalkNetwork, private: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Public edges inside compounds: parts of the public network shorter than
+    :data:`INNER_PUBLIC_M` that touch a private way (reached only through the compound);
+    never the largest part."""
+    public = ~private
+    rows = np.concatenate([net.edge_u[public], net.edge_v[public]])
+    cols = np.concatenate([net.edge_v[public], net.edge_u[public]])
+    g = sparse.csr_array(
+        (np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(net.n_nodes, net.n_nodes)
+    )
+    _, label = csgraph.connected_components(g, directed=False)
+    length = np.bincount(
+        label[net.edge_u[public]], weights=net.edge_length_m[public], minlength=label.max() + 1
+    )
+    touches = np.zeros(label.max() + 1, dtype=bool)
+    touches[label[net.edge_u[private]]] = touches[label[net.edge_v[private]]] = True
+    inner_part = touches & (length < INNER_PUBLIC_M)
+    inner_part[np.argmax(length)] = False  # the street network itself is never inside
+    return public & inner_part[label[net.edge_u]]
+
+
 def layer_private(net: WalkNetwork) -> WalkNetwork:
     """The network with its private ways made usable only from a home (destination-only).
 
     Every node where private and public edges meet gets a twin: the private edges there
     end on the twin instead, and a one-way link of length 0 leads from the node to its twin
-    (see the module docstring). Nothing else changes: geometry, lengths and attributes.
+    (see the module docstring). Public ways reached only through private ones (a footway in
+    a compound's courtyard, in a part shorter than :data:`INNER_PUBLIC_M`) count as the
+    compound's. Nothing else changes: geometry, lengths and attributes (``walk_access``
+    says ``private`` for every edge inside a compound).
     """
     private = net.edge_private
     if not private.any() or net.links.size:
         return net
+    private = private | _inner_public(net, private)
     n = net.n_nodes
     on_public = np.zeros(n, dtype=bool)
     on_private = np.zeros(n, dtype=bool)
@@ -564,6 +594,8 @@ def layer_private(net: WalkNetwork) -> WalkNetwork:
     twin[gates] = n + np.arange(gates.size)
     u, v = net.edge_u.copy(), net.edge_v.copy()
     u[private], v[private] = twin[u[private]], twin[v[private]]
+    attrs = dict(net.edge_attrs)
+    attrs["walk_access"] = np.where(private, "private", "public").astype(object)
     return WalkNetwork(
         np.concatenate([net.node_xy, net.node_xy[gates]]),
         u,
@@ -572,7 +604,7 @@ def layer_private(net: WalkNetwork) -> WalkNetwork:
         net.edge_offsets,
         crs=net.crs,
         node_osmid=np.concatenate([net.node_osmid, net.node_osmid[gates]]),
-        edge_attrs=net.edge_attrs,
+        edge_attrs=attrs,
         source=net.source,
         links=np.stack([gates, twin[gates]]),
     )

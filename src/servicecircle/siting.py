@@ -50,7 +50,7 @@ from servicecircle.errors import InputError
 from servicecircle.network import csr_row_positions
 from servicecircle.reach import StationReach, station_reach
 from servicecircle.settings import MAX_DISTANCE_M
-from servicecircle.snapping import snap_to_edges
+from servicecircle.snapping import snap_homes, snap_to_edges
 
 if TYPE_CHECKING:
     from servicecircle.network import WalkNetwork
@@ -940,7 +940,9 @@ def propose_sites(
     if coverage.points_snapped is not None:
         pts_snapped = coverage.points_snapped.iloc[open_idx]
     else:
-        pts_snapped = snap_to_edges(network, pts.geometry.iloc[open_idx], edges=usable)
+        pts_snapped = snap_homes(
+            network, pts.geometry.iloc[open_idx], edges=usable, front_m=coverage.walk.frontage_m
+        )
     sub = site_coverage_matrix(
         network, cand_snapped, pts_snapped, distance_m=distance_m, progress=progress
     )

@@ -37,6 +37,7 @@ __all__ = [
     "SegmentIndex",
     "check_station_snaps",
     "drop_far_stations",
+    "snap_homes",
     "snap_stations",
     "snap_to_edges",
 ]
@@ -228,6 +229,40 @@ def snap_stations(network: WalkNetwork, stations: gpd.GeoSeries | gpd.GeoDataFra
     if not network.edge_private.any():
         return snap_to_edges(network, stations)
     return snap_to_edges(network, stations, edges=network.public_edges)
+
+
+def snap_homes(
+    network: WalkNetwork,
+    points: gpd.GeoSeries | gpd.GeoDataFrame,
+    *,
+    edges: NDArray[np.int64] | None = None,
+    front_m: float = 30.0,
+) -> pd.DataFrame:
+    """:func:`snap_to_edges` for demand points (homes), with gated compounds in mind.
+
+    A home attaches to its nearest edge, private paths included: deep inside a compound it
+    walks the compound's paths to the gate. But a home within ``front_m`` (m) of a public
+    way faces that street and steps out of its door onto it, even where a private path
+    (a driveway, a yard) runs a little closer. Without private edges this is
+    :func:`snap_to_edges`.
+    """
+    snapped = snap_to_edges(network, points, edges=edges)
+    private = network.edge_private
+    if len(snapped) == 0 or not private.any():
+        return snapped
+    inside = np.flatnonzero(private[snapped["edge"].to_numpy(dtype=np.int64)])
+    if inside.size == 0:
+        return snapped
+    public = network.public_edges if edges is None else np.asarray(edges)[~private[edges]]
+    if public.size == 0:
+        return snapped
+    geoms = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
+    street = snap_to_edges(network, geoms.iloc[inside], edges=public)
+    front = street["leg_m"].to_numpy() <= front_m
+    if front.any():
+        rows = inside[front]
+        snapped.iloc[rows] = street.iloc[np.flatnonzero(front)].to_numpy()
+    return snapped
 
 
 def check_station_snaps(
