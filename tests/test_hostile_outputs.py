@@ -323,3 +323,76 @@ def test_hostile_command(case, tmp_path, capsys, monkeypatch, done_set):
     assert all(ln.startswith("  ") for ln in lines[1:]), err  # listed problems only
     assert re.search(case.message, lines[0]), lines[0]
     assert snapshot(tmp_path) == before  # inputs byte-identical, nothing written
+
+
+def _stations_with_labels(d):
+    rows = ["编号,名称,级别,经度,纬度,地址"]
+    for k, (label, x) in enumerate([("小区驿站", 1), ("街道党工委", 3), ("小区驿站", 4)], 1):
+        rows.append(f"ZF-{k},驿站{k},{label},{121.39 + x * 0.00114:.5f},37.53,幸福路{k}号")
+    path = d["root"] / "labels.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_unknown_tier_labels_are_listed_at_once_and_mapped_by_tier_map(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    d = make_district(tmp_path)
+    d.update(root=tmp_path)
+    labels = _stations_with_labels(d)
+    code, err = run_cli(["check", "--stations", labels, "--stations-crs", CRS], capsys)
+    assert code == 2
+    assert "'小区驿站' (2×: row 2, row 4); '街道党工委' (1×: row 3)" in err
+    assert "--tier-map 小区驿站=station,街道党工委=station" in err
+    # mapped inline, or by a two-column file with a header: the tiers come out as mapped
+    table = tmp_path / "tiers.csv"
+    table.write_text("label,tier\n小区驿站,station\n街道党工委,subdistrict\n", encoding="utf-8")
+    for mapping in ("小区驿站=station,街道党工委=subdistrict", str(table)):
+        code, _ = run_cli(
+            ["check", "--stations", labels, "--stations-crs", CRS, "--tier-map", mapping], capsys
+        )
+        assert code == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SystemExit) as done:
+            main(["check", "--stations", str(labels), "--stations-crs", CRS,
+                  "--tier-map", str(table)])  # fmt: skip
+    assert done.value.code in (None, 0)
+    assert "tiers: station 2, subdistrict 1" in capsys.readouterr().out
+    # a tier that does not exist is named
+    code, err = run_cli(
+        ["check", "--stations", labels, "--stations-crs", CRS, "--tier-map", "小区驿站=town"],
+        capsys,
+    )
+    assert code == 2
+    assert "'小区驿站' → 'town'" in err
+
+
+def test_the_users_own_columns_travel_to_every_output(tmp_path, capsys, monkeypatch):
+    import geopandas as gpd
+    import pyogrio
+
+    monkeypatch.chdir(tmp_path)
+    d = make_district(tmp_path)
+    d.update(root=tmp_path)
+    grids = gpd.read_file(d["grids"])
+    grids["网格长"] = ["张三", "李四", "王五", "赵六"]
+    grids.to_file(tmp_path / "grids2.geojson", driver="GeoJSON")
+    labels = _stations_with_labels(d)
+    out = tmp_path / "out"
+    for command in ("coverage", "gaps"):
+        code, err = run_cli(
+            [command, "--osm", d["osm"], "--stations", labels, "--stations-crs", CRS,
+             "--grids", tmp_path / "grids2.geojson", "--grids-crs", CRS, "--out-dir", out,
+             "--tier-map", "小区驿站=station,街道党工委=subdistrict"],
+            capsys,
+        )  # fmt: skip
+        assert code == 0, err
+    table = (out / "coverage" / "coverage_grids.csv").read_text("utf-8-sig")
+    assert table.splitlines()[0].endswith("网格长")
+    assert "张三" in table
+    gap_list = (out / "gaps" / "gaps_gap_list.csv").read_text("utf-8-sig")
+    assert "网格长" in gap_list.splitlines()[0]
+    stations = pyogrio.read_dataframe(out / "coverage" / "coverage.gpkg", layer="stations")
+    assert sorted(stations["地址"]) == ["幸福路1号", "幸福路2号", "幸福路3号"]

@@ -245,6 +245,7 @@ def check(
     ] = None,
     layers: LayerOpt = None,
     allow_overlaps: OverlapsOpt = False,
+    tier_map: TierMapOpt = None,
     osm: Annotated[
         Path | None,
         typer.Option(
@@ -274,6 +275,7 @@ def check(
             y_col=y_col,
             encoding=encoding,
             layer=layer.get("stations"),
+            tier_map=_tier_map(tier_map),
         )
     src = st.attrs["source"]
     w, s, e, n = st.total_bounds
@@ -388,6 +390,13 @@ PrivateOpt = Annotated[
     typer.Option(
         help="Private ways (gated compounds, 小区): destination = walked only from a home to "
         "the compound's gate (default), exclude = never, include = like public ways."
+    ),
+]
+TierMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Your station-tier labels → tiers: '社区驿站=station,街道党工委=subdistrict', or a "
+        "two-column CSV file (label,tier) with one label per line."
     ),
 ]
 TrustCrsOpt = Annotated[
@@ -560,6 +569,46 @@ def _run_facts(ctx: typer.Context) -> dict[str, Any]:
 INPUT_KINDS = ("stations", "grids", "buildings", "boundary", "resources", "premises")
 
 
+def _tier_map(value: str | None) -> dict[str, str] | None:
+    """``--tier-map``: ``label=tier,…`` inline, or a two-column CSV file (label,tier)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.suffix.lower() in (".csv", ".txt", ".tsv") or path.is_file():
+        if not path.is_file():
+            raise typer.BadParameter(f"{value}: file not found", param_hint="--tier-map")
+        from servicecircle.inputs import read_text_lines
+
+        pairs = []
+        for number, line in read_text_lines(path):
+            cells = [c.strip() for c in re.split(r"[,\t]", line)]
+            if len(cells) < 2 or not cells[0] or not cells[1]:
+                raise typer.BadParameter(
+                    f"{path.name}: row {number} is not 'label,tier'", param_hint="--tier-map"
+                )
+            pairs.append((cells[0], cells[1]))
+        if pairs and pairs[0][1].lower() in ("tier", "级别", "层级"):
+            pairs = pairs[1:]  # a header row
+    else:
+        pairs = []
+        for part in value.replace("，", ",").split(","):
+            label, sep, tier = part.partition("=")
+            if not sep or not label.strip() or not tier.strip():
+                raise typer.BadParameter(
+                    f"{part.strip()!r}: write label=tier, e.g. 社区驿站=station",
+                    param_hint="--tier-map",
+                )
+            pairs.append((label.strip(), tier.strip()))
+    from servicecircle.inputs import check_tier_map
+
+    try:
+        check_tier_map(dict(pairs))
+    except ServiceCircleError as exc:
+        message = str(exc).removeprefix("tier_map: ")
+        raise typer.BadParameter(message, param_hint="--tier-map") from None
+    return dict(pairs)
+
+
 def _private(value: str) -> str:
     from servicecircle.walkpolicy import PRIVATE_POLICIES
 
@@ -653,6 +702,14 @@ def _for_input(ctx: typer.Context, kind: str, message: str) -> str:
             "save the layer you mean as a file of its own",
             message,
         )
+    message = re.sub(
+        r"tier_map=\{([^}]*)\}",
+        lambda m: (
+            "--tier-map "
+            + ",".join(f"{a}={b}" for a, b in re.findall(r"'([^']*)': '([^']*)'", m.group(1)))
+        ),
+        message,
+    )
     message = re.sub(r"\bx_col=( |$)?", "--x-col ", message)
     message = re.sub(r"\by_col=( |$)?", "--y-col ", message)
     if "encoding" in have and ctx.command.name == "check":
@@ -706,6 +763,7 @@ def _run_analysis(
     allow_overlaps: bool = False,
     private: str = "destination",
     trust_crs: bool = False,
+    tier_map: dict[str, str] | None = None,
     x_col: str | None = None,
     y_col: str | None = None,
 ) -> Any:
@@ -722,7 +780,12 @@ def _run_analysis(
     # the user's files first: a mistake in them shows in a second, not after the network load
     with _reading(ctx, "stations"):
         st = inputs.read_stations(
-            stations, crs=stations_crs, x_col=x_col, y_col=y_col, layer=layer.get("stations")
+            stations,
+            crs=stations_crs,
+            x_col=x_col,
+            y_col=y_col,
+            layer=layer.get("stations"),
+            tier_map=tier_map,
         )
     b = gr = area = None
     if buildings is not None:
@@ -847,6 +910,7 @@ def coverage(
     allow_overlaps: OverlapsOpt = False,
     private: PrivateOpt = "destination",
     trust_crs: TrustCrsOpt = False,
+    tier_map: TierMapOpt = None,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -881,7 +945,7 @@ def coverage(
         n_communities=n_communities, n_subdistricts=n_subdistricts, walk=walk,
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
-        private=private, trust_crs=trust_crs,
+        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map),
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -932,6 +996,7 @@ def gaps(
     allow_overlaps: OverlapsOpt = False,
     private: PrivateOpt = "destination",
     trust_crs: TrustCrsOpt = False,
+    tier_map: TierMapOpt = None,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -978,7 +1043,7 @@ def gaps(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
-        private=private, trust_crs=trust_crs,
+        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map),
     )  # fmt: skip
     paths = export_all(
         out_set.target,
@@ -1064,6 +1129,7 @@ def sites(
     allow_overlaps: OverlapsOpt = False,
     private: PrivateOpt = "destination",
     trust_crs: TrustCrsOpt = False,
+    tier_map: TierMapOpt = None,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -1119,7 +1185,7 @@ def sites(
         weight=weight, lattice=lattice, tier_minutes=None,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
-        private=private, trust_crs=trust_crs,
+        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map),
     )  # fmt: skip
     if prem is not None:
         from servicecircle.datumfit import check_inputs
@@ -1236,6 +1302,7 @@ def map_cmd(
     allow_overlaps: OverlapsOpt = False,
     private: PrivateOpt = "destination",
     trust_crs: TrustCrsOpt = False,
+    tier_map: TierMapOpt = None,
     x_col: XColOpt = None,
     y_col: YColOpt = None,
     preset: PresetOpt = "default",
@@ -1279,7 +1346,7 @@ def map_cmd(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
-        private=private, trust_crs=trust_crs,
+        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map),
     )  # fmt: skip
     if res is not None:
         from servicecircle.datumfit import check_inputs

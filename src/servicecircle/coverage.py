@@ -54,6 +54,7 @@ __all__ = [
     "check_lattice_size",
     "compute_coverage",
     "demand_points",
+    "extra_columns",
     "grid_coverage",
     "rollup",
     "station_edges",
@@ -479,7 +480,21 @@ def grid_coverage(
     )
     out["station_id"] = np.where(serve >= 0, ids[np.maximum(serve, 0)], None)
     out["station_name"] = np.where(serve >= 0, names[np.maximum(serve, 0)], None)
+    # the user's own columns (网格长, 备注 …) travel on, after ours, under their names
+    for c in extra_columns(grids):
+        if c not in out.columns:
+            out[c] = grids[c].to_numpy()
     return gpd.GeoDataFrame(out, geometry=grids.to_crs(WGS84).geometry.to_numpy(), crs=WGS84)
+
+
+def extra_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns a user brought that no step of ours reads (网格长, 地址, 备注 …): not the
+    geometry, not a column the reader mapped to ours (``attrs["source"]["columns"]``), not
+    a column of ours."""
+    read = set((frame.attrs.get("source") or {}).get("columns") or [])
+    ours = {"grid_id", "subdistrict", "community", "grid_name", "population", "area_m2"}
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else "geometry"
+    return [str(c) for c in frame.columns if c != geometry and c not in read and c not in ours]
 
 
 # --------------------------------------------------------------------------- roll-ups

@@ -217,6 +217,12 @@ def gap_list(
     out["gap_area_m2"] = area
     out["centroid_lon"] = lon
     out["centroid_lat"] = lat
+    # the user's own columns of the grids travel on, after ours
+    ours = set(out.columns) | {"geometry", "population", "n_points", "area_m2"}
+    ours_prefix = ("covered_", "uncovered_", "coverage_", "walk_", "leg_over_")
+    for c in rows.columns:
+        if c not in ours and not str(c).startswith(ours_prefix):
+            out[c] = rows[c].to_numpy()
     out = out.sort_values(["uncovered_weight", "grid_id"], ascending=[False, True], kind="stable")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out.reset_index(drop=True)

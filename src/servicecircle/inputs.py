@@ -15,7 +15,7 @@ import csv
 import io
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,13 @@ __all__ = [
     "TIERS",
     "check_alignment",
     "check_overlaps",
+    "check_tier_map",
     "read_boundary",
     "read_buildings",
     "read_grids",
     "read_resources",
     "read_stations",
+    "read_text_lines",
 ]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -53,7 +55,8 @@ _TIER_WORDS = {
                     "subdistrict center", "subdistrict_centre", "street", "jiedao", "12", "街道",
                     "街道级", "街道中心", "街道党群服务中心"},
     "station": {"station", "community", "n", "驿站", "站点", "社区", "社区级", "网格", "服务站",
-                "党群服务驿站"},
+                "党群服务驿站", "党群服务站", "社区驿站", "社区服务站", "社区党群服务站",
+                "网格驿站"},
 }  # fmt: skip
 
 _X_NAMES = {"lon", "lng", "long", "longitude", "x", "经度", "东经", "point_x", "xcoord"}
@@ -84,6 +87,7 @@ def read_stations(
     tier_col: str | None = None,
     encoding: str | None = None,
     layer: str | None = None,
+    tier_map: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read service stations (驿站) as points in WGS84.
 
@@ -102,6 +106,10 @@ def read_stations(
         Text encoding of a table; detected (UTF-8, UTF-8-BOM, UTF-16, GBK) when omitted.
     layer
         Layer of a GeoPackage with several layers.
+    tier_map
+        Your tier labels → ``district``, ``subdistrict`` or ``station``, e.g.
+        ``{"社区驿站": "station", "街道党工委": "subdistrict"}`` (labels case-blind), on top
+        of the labels known already. Unknown labels are listed all at once with their counts.
 
     Returns
     -------
@@ -115,7 +123,7 @@ def read_stations(
     problems: list[str] = []
     ids = _ids(src, frame, id_col, prefix="S", problems=problems)
     names = _text_column(src, frame, name_col, _NAME_NAMES, "name", fallback=ids)
-    tiers = _tiers(src, frame, tier_col, problems)
+    tiers = _tiers(src, frame, tier_col, problems, tier_map)
     if problems:
         raise InputError(
             f"{src.name}: {len(problems)} problem(s) in the stations", problems=problems
@@ -807,6 +815,18 @@ def _header(path: Path, record: list[str], *, row: int) -> list[str]:
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
+def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
+    """The non-empty lines of a small text file (UTF-8 or GBK, detected) with their line
+    numbers (1-based), for lookup lists such as a tier map."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    text, _ = _decode(path.name, raw, None)
+    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
 def _decode(name: str, raw: bytes, encoding: str | None) -> tuple[str, str]:
     """Strict decoding: the explicit encoding, else UTF-8 (BOM or not), UTF-16, then GBK.
 
@@ -1155,17 +1175,51 @@ def _number_column(
     return values.astype(float)
 
 
-def _tiers(src: _Source, frame: pd.DataFrame, explicit: str | None, problems: list[str]) -> Any:
+def check_tier_map(tier_map: Mapping[str, str] | None) -> dict[str, str]:
+    """A user's labels → tiers (case-blind labels), or :class:`InputError` naming a bad tier."""
+    out: dict[str, str] = {}
+    bad = []
+    for label, tier in (tier_map or {}).items():
+        t = str(tier).strip().lower()
+        if t not in TIERS:
+            bad.append(f"{label!r} → {tier!r}")
+        out[str(label).strip().lower()] = t
+    if bad:
+        raise InputError(
+            f"tier_map: {', '.join(bad)}: a tier is one of {', '.join(TIERS)} (district 区级中心, "
+            "subdistrict 街道中心, station 驿站)"
+        )
+    return out
+
+
+def _tiers(
+    src: _Source,
+    frame: pd.DataFrame,
+    explicit: str | None,
+    problems: list[str],
+    tier_map: Mapping[str, str] | None = None,
+) -> Any:
     col = _pick(frame, explicit, _TIER_NAMES, src)
     if col is None:
         return pd.Series("station", index=frame.index)
     lookup = {word.lower(): tier for tier, words in _TIER_WORDS.items() for word in words}
+    lookup.update(check_tier_map(tier_map))
     text = frame[col].map(_clean_text)
     tiers = text.map(lambda t: lookup.get(t.lower()) if isinstance(t, str) else "station")
-    for i in np.flatnonzero(tiers.isna().to_numpy()):
+    unknown = np.flatnonzero(tiers.isna().to_numpy())
+    if unknown.size:
+        # every unknown label at once, with its count and first rows, and the way to map them
+        labels = pd.Series(text.iloc[unknown].to_numpy(), index=unknown)
+        parts = []
+        for label, rows in labels.groupby(labels, sort=False):
+            where = ", ".join(src.where(int(i)) for i in rows.index[:3])
+            more = " …" if len(rows) > 3 else ""
+            parts.append(f"{label!r} ({len(rows)}×: {where}{more})")
+        example = ", ".join(f"'{label}': 'station'" for label in labels.unique()[:2])
         problems.append(
-            f"{src.where(int(i))}: unknown tier {text.iloc[i]!r} in column {col!r}; use "
-            "district (区级中心), subdistrict (街道中心) or station (驿站)"
+            f"unknown tier label(s) in column {col!r}: {'; '.join(parts)}. Known: district "
+            "(区级中心), subdistrict (街道中心), station (驿站); map your labels with "
+            f"tier_map={{{example}}}"
         )
     return tiers
 
