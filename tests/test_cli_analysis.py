@@ -255,3 +255,34 @@ def test_a_wrongly_declared_datum_stops_with_the_option_to_pass(shared_data, tmp
         assert done.value.code in (None, 0)
         assert "fits clearly better as gcj02" in capsys.readouterr().out
     assert stations.read_bytes() == before
+
+
+def test_buildings_and_resources_from_the_osm_file_itself(helsinki_inputs, tmp_path, capsys):
+    """`--buildings osm` and `--resources FILE.osm.pbf`, as the demo reads them."""
+    from servicecircle import sample_data as sd
+
+    pbf, stations, grids = helsinki_inputs
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
+        main(["coverage", *_args(pbf, stations, grids, out), "--buildings", "osm",
+              "--format", "csv"])  # fmt: skip
+    assert done.value.code in (None, 0)
+    meta = json.loads((out / "coverage" / "coverage_grids.csv.meta.json").read_text("utf-8"))
+    assert meta["demand"]["kind"] == "buildings"
+    rows = list(csv.DictReader((out / "coverage" / "coverage_grids.csv").read_text(
+        "utf-8-sig").splitlines()))  # fmt: skip
+    # every building of the extract inside a grid is one demand point (centroids, by hand)
+    b = sd.osm_buildings(pbf)
+    g = gpd.read_file(grids)
+    inside = gpd.sjoin(
+        gpd.GeoDataFrame(geometry=b.geometry.representative_point(), crs=b.crs).to_crs(g.crs),
+        g, predicate="within",
+    )  # fmt: skip
+    assert sum(int(r["n_points"]) for r in rows) == pytest.approx(len(inside), rel=0.02)
+    html = tmp_path / "m.html"
+    with pytest.raises(SystemExit) as done, pytest.warns(ServiceCircleWarning):
+        main(["map", "--osm", str(pbf), "--stations", str(stations), "--stations-crs",
+              "EPSG:4326", "--grids", str(grids), "--grids-crs", "EPSG:4326", "--resources",
+              str(pbf), "--tiles", "none", "--out", str(html)])  # fmt: skip
+    assert done.value.code in (None, 0)
+    assert "资源地图" in html.read_text("utf-8")

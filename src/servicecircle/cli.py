@@ -609,6 +609,32 @@ def _tier_map(value: str | None) -> dict[str, str] | None:
     return dict(pairs)
 
 
+_OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".osm.xml")
+
+
+def _from_osm(value: Path | None, osm: Path) -> bool:
+    """Whether ``--buildings``/``--resources`` asks for the OSM file's own features: the
+    word ``osm``, or an OSM file (the network's or another)."""
+    if value is None:
+        return False
+    return str(value).lower() == "osm" or str(value).lower().endswith(_OSM_SUFFIXES)
+
+
+def _osm_features(value: Path, osm: Path, cache: dict[str, Any]) -> tuple[Any, Any]:
+    """Buildings and POIs of the OSM file named by ``value`` (``osm``: the network's file),
+    read once per command; WGS84, as OSM is."""
+    from servicecircle.osmfeatures import features_from_osm
+
+    path = osm if str(value).lower() == "osm" else value
+    key = str(Path(path).resolve())
+    if key not in cache:
+        buildings, pois = features_from_osm(Path(path))
+        for frame in (buildings, pois):
+            frame.attrs["source"] = {"kind": "osm", "file": Path(path).name, "path": str(path)}
+        cache[key] = (buildings, pois)
+    return cache[key]
+
+
 def _private(value: str) -> str:
     from servicecircle.walkpolicy import PRIVATE_POLICIES
 
@@ -764,6 +790,7 @@ def _run_analysis(
     private: str = "destination",
     trust_crs: bool = False,
     tier_map: dict[str, str] | None = None,
+    features: dict[str, Any] | None = None,
     x_col: str | None = None,
     y_col: str | None = None,
 ) -> Any:
@@ -772,8 +799,10 @@ def _run_analysis(
     from servicecircle import network as netmod
     from servicecircle.pipeline import analyse
 
+    features = {} if features is None else features
     _need_crs(grids, grids_crs, "grids")
-    _need_crs(buildings, buildings_crs, "buildings")
+    if not _from_osm(buildings, osm):
+        _need_crs(buildings, buildings_crs, "buildings")
     _need_crs(boundary, boundary_crs, "boundary")
     tiers = _parse_tiers(tier_minutes)
     steps = Steps(5 if grids is not None else 6)  # load (+ grids) + the 4 analysis steps
@@ -788,7 +817,16 @@ def _run_analysis(
             tier_map=tier_map,
         )
     b = gr = area = None
-    if buildings is not None:
+    if _from_osm(buildings, osm):
+        assert buildings is not None
+        b = _osm_features(buildings, osm, features)[0]
+        if len(b) == 0:
+            raise typer.BadParameter(
+                f"{(osm if str(buildings).lower() == 'osm' else buildings).name} holds no "
+                "buildings; give a building file or leave --buildings out (lattice demand)",
+                param_hint="--buildings",
+            )
+    elif buildings is not None:
         with _reading(ctx, "buildings"):
             b = inputs.read_buildings(buildings, crs=buildings_crs, layer=layer.get("buildings"))
     if grids is not None:
@@ -1321,7 +1359,8 @@ def map_cmd(
     """
     from servicecircle import inputs, webmap
 
-    _need_crs(resources, resources_crs, "resources")
+    if not _from_osm(resources, osm):
+        _need_crs(resources, resources_crs, "resources")
     layer = _layers(layers)
     _private(private)
     _single_output(ctx, out, overwrite=overwrite)
@@ -1329,7 +1368,16 @@ def map_cmd(
     walk = _walk_settings(preset, speed, frontage, max_snap)
     _check_threshold(walk, threshold)
     res = None
-    if resources is not None:
+    features: dict[str, Any] = {}
+    if _from_osm(resources, osm):
+        from servicecircle.resources import CATEGORY_LABELS, classify_pois
+
+        assert resources is not None
+        pois = _osm_features(resources, osm, features)[1]
+        res = classify_pois(pois) if len(pois) else None
+        if res is not None:  # the map shows category labels (教育 education, …)
+            res = res.assign(category=res["category"].map(CATEGORY_LABELS))
+    elif resources is not None:
         with _reading(ctx, "resources"):
             res = inputs.read_resources(
                 resources,
@@ -1346,7 +1394,7 @@ def map_cmd(
         weight=weight, lattice=lattice, tier_minutes=tier_minutes,
         gap_threshold=threshold, per_station_rings=False,
         ctx=ctx, layer=layer, allow_overlaps=allow_overlaps, x_col=x_col, y_col=y_col,
-        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map),
+        private=private, trust_crs=trust_crs, tier_map=_tier_map(tier_map), features=features,
     )  # fmt: skip
     if res is not None:
         from servicecircle.datumfit import check_inputs
