@@ -200,3 +200,26 @@ def test_the_elderly_preset_analysis_uses_the_ramp():
     walks = {k: a.coverage.points["dist_m"].to_numpy() for k, a in runs.items()}
     # every demand point of the grid is 100 m further by the ramp than by the steps
     np.testing.assert_allclose(walks["elderly"] - walks["default"], 100.0, atol=1e-9)
+
+
+def test_steps_whose_only_other_way_crosses_a_compound_stay():
+    # west street, steps, east street; a compound's private path also joins the two
+    segs = [
+        ((0, 0), (100, 0), "public", "no"),
+        ((100, 0), (120, 0), "public", "yes"),
+        ((120, 0), (220, 0), "public", "no"),
+        ((100, 0), (100, 50), "private", "no"),
+        ((100, 50), (120, 50), "private", "no"),
+        ((120, 50), (120, 0), "private", "no"),
+    ]
+    geoms = [shapely.LineString([(X0 + a[0], Y0 + a[1]), (X0 + b[0], Y0 + b[1])])
+             for a, b, *_ in segs]  # fmt: skip
+    frame = gpd.GeoDataFrame(
+        {"walk_access": [s[2] for s in segs], "steps": [s[3] for s in segs]},
+        geometry=geoms,
+        crs=UTM,
+    )
+    net = netmod.layer_private(netmod.network_from_edges(frame, crs=UTM))
+    easy = netmod.without_avoidable_steps(net)
+    assert easy.n_edges == net.n_edges  # the steps stay: no public way avoids them
+    assert _walk(easy, (0, -2), (200, -2)) == pytest.approx(2 + 200 + 2, abs=1e-9)

@@ -348,3 +348,22 @@ def test_outline_samples_spacing() -> None:
     assert abs(lon.size - 1 - perimeter / 20) <= 5  # one per started 20 m, plus the point
     assert lon.size == lat.size
     assert datumfit.outline_samples([])[0].size == 0
+
+
+def test_service_sites_in_buildings_read_in_baidu_are_caught(extracts, shared_data):
+    """The issue's case: Nanjing's public-service POIs (stations in buildings, a few metres
+    off the paths) as a Baidu list declared WGS84. Decided by distance alone: as declared
+    they stand hundreds of metres from every path, as bd09 beside one."""
+    _, pois = _features(shared_data / EXTRACTS["nanjing"])
+    stations = sample_data.stations_from_pois(pois)
+    assert len(stations) >= datumfit.MIN_OFF_POINTS
+    xy = _lonlat(stations.geometry.to_crs(WGS84))
+    lon, lat = _encode(xy, "bd09")
+    fit = datumfit.fit_points(extracts["nanjing"], lon, lat, declared="EPSG:4326")
+    assert fit.verdict == "wrong"
+    assert fit.best == "bd09"
+    assert fit.fit("bd09").median_m <= datumfit.NEAR_M
+    assert fit.fit("wgs84").median_m >= datumfit.OFF_M
+    # declared right, nothing fires
+    right = datumfit.fit_points(extracts["nanjing"], lon, lat, declared="bd09")
+    assert right.verdict != "wrong"

@@ -150,6 +150,17 @@ CASES = [
     Case("coverage-earlier-set-without-overwrite",
          lambda d: ["coverage", *an(d), *out(d)], "earlier run.*--overwrite",
          prep=_earlier_set("coverage")),
+    Case("coverage-set-with-a-users-file-added-overwrite",
+         lambda d: ["coverage", *an(d), *out(d), "--overwrite"],
+         "did not write.*笔记.docx.*never replaced",
+         prep=lambda d: (_earlier_set("coverage")(d),
+                         (d["out"] / "coverage" / "笔记.docx").write_bytes(b"mine"))),
+    Case("tier-map-file-inside-the-set-overwrite",
+         lambda d: ["coverage", *an(d), *out(d), "--overwrite",
+                    "--tier-map", d["out"] / "coverage" / "tiers.csv"],
+         "holds an input file|did not write",
+         prep=lambda d: (_earlier_set("coverage")(d), (d["out"] / "coverage" / "tiers.csv")
+                         .write_text("驿站,station\n", encoding="utf-8"))),
     Case("coverage-over-a-folder-of-user-files-overwrite",
          lambda d: ["coverage", *an(d), *out(d), "--overwrite"], NOT_OURS,
          prep=_user_folder("coverage")),
@@ -396,3 +407,30 @@ def test_the_users_own_columns_travel_to_every_output(tmp_path, capsys, monkeypa
     assert "网格长" in gap_list.splitlines()[0]
     stations = pyogrio.read_dataframe(out / "coverage" / "coverage.gpkg", layer="stations")
     assert sorted(stations["地址"]) == ["幸福路1号", "幸福路2号", "幸福路3号"]
+
+
+def test_user_columns_named_like_ours_do_not_break_the_outputs(tmp_path, capsys, monkeypatch):
+    """A grid file with its own rank, fid and WEIGHT columns (QGIS exports have fid)."""
+    import geopandas as gpd
+
+    monkeypatch.chdir(tmp_path)
+    d = make_district(tmp_path)
+    grids = gpd.read_file(d["grids"])
+    grids["rank"] = [4, 3, 2, 1]
+    grids["fid"] = ["a", "b", "c", "d"]
+    grids["WEIGHT"] = 1.0
+    grids["网格长"] = ["张三", "李四", "王五", "赵六"]
+    grids.to_file(tmp_path / "g.geojson", driver="GeoJSON")
+    for command in ("coverage", "gaps"):
+        code, err = run_cli(
+            [command, "--osm", d["osm"], "--stations", d["stations"], "--stations-crs", CRS,
+             "--grids", tmp_path / "g.geojson", "--grids-crs", CRS, "--out-dir",
+             tmp_path / "out"],
+            capsys,
+        )  # fmt: skip
+        assert code == 0, err
+    header = (tmp_path / "out" / "gaps" / "gaps_gap_list.csv").read_text("utf-8-sig")
+    columns = header.splitlines()[0].split(",")
+    assert columns.count("rank") == 1
+    assert columns[0] == "rank"  # ours: 1 = most uncovered
+    assert "网格长" in columns

@@ -357,8 +357,9 @@ CASES = [
             InputError,
             msg(
                 "stations.csv: 1 problem(s) in the stations",
-                "row 3: unknown tier '市级' in column 'tier'",
-                "use district (区级中心), subdistrict (街道中心) or station (驿站)",
+                "unknown tier label(s) in column 'tier': '市级' (1×: row 3)",
+                "Known: district (区级中心), subdistrict (街道中心), station (驿站)",
+                "tier_map={'市级': 'station'}",
             ),
         ),
         id="unknown-tier",

@@ -181,7 +181,7 @@ def test_a_killed_map_leaves_the_old_map_and_no_temporary_file(district):
     before = html.read_bytes()
     assert _run("map-mid-write", [*args, "--overwrite"]).returncode == -9
     assert html.read_bytes() == before
-    assert len(list(hidden(out))) == 1  # the dead run's temporary file
+    assert len(list(hidden(out))) == 2  # the dead run's temporary file and its lock
     assert _run("none", [*args, "--overwrite"]).returncode == 0
     assert list(hidden(out)) == []
     assert html.read_bytes().startswith(b"<!DOCTYPE html>")

@@ -126,9 +126,11 @@ def _for_cli(message: str) -> str:
         name = _FLAGS[m.group(1)]
         if have and name.lstrip("-").replace("-", "_") not in have:
             return m.group(0)  # no such option on this command: keep the parameter's name
+        if m.group(2) and m.group(3):  # allow_overlaps=True: the bare flag
+            return name
         return name + (" " if m.group(2) else "")
 
-    message = re.sub(r"\b(" + "|".join(_FLAGS) + r")\b(=)?", flag, message)
+    message = re.sub(r"\b(" + "|".join(_FLAGS) + r")\b(=)?(True\b)?", flag, message)
     # plain words only where written as a parameter: "tiles='x'", not "tiles" in a sentence
     message = re.sub(r"\b(tiles|encoding|weight|method|private)='([^']*)'", r"--\1 \2", message)
     return re.sub(r"\b(tiles|encoding|weight|method|private)=", r"--\1 ", message)
@@ -557,6 +559,12 @@ def _files_read(ctx: typer.Context, *more: Path | None) -> list[Path]:
     ``more`` (files a command picks itself, such as the demo's bundled extract).
     """
     given = [v for k, v in ctx.params.items() if isinstance(v, Path) and k not in _OUTPUT_OPTIONS]
+    # text options that may name a file (--tier-map tiers.csv)
+    given += [
+        Path(v)
+        for k, v in ctx.params.items()
+        if isinstance(v, str) and k not in _OUTPUT_OPTIONS and v and Path(v).is_file()
+    ]
     return given + [p for p in more if p is not None]
 
 
@@ -679,15 +687,19 @@ def _reading(ctx: typer.Context, kind: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _datum_fit(ctx: typer.Context, files: dict[str, Path | None]) -> Iterator[None]:
     """A wrong-datum stop names the option of the input it is about (by its file name)."""
-    from servicecircle.errors import CRSError
+    from servicecircle.errors import CRSError, SnapError
 
     try:
         yield
-    except CRSError as exc:
+    except (CRSError, SnapError) as exc:
         text = str(exc)
-        kind = next(
-            (k for k, p in files.items() if p is not None and text.startswith(f"{p.name}:")),
-            None,
+        kind = getattr(exc, "input_name", None) or (
+            "stations"
+            if isinstance(exc, SnapError)
+            else next(
+                (k for k, p in files.items() if p is not None and text.startswith(f"{p.name}:")),
+                None,
+            )
         )
         if kind is not None:
             exc.args = (_for_input(ctx, kind, text),)
@@ -1247,6 +1259,7 @@ def sites(
         target_share=target,
         method=method,  # type: ignore[arg-type]
         candidates=cands,
+        spacing_m=spacing,
         time_limit_s=time_limit,
     )
     info = proposed.attrs.get("siting", {})

@@ -56,6 +56,7 @@ __all__ = [
     "demand_points",
     "extra_columns",
     "grid_coverage",
+    "is_reserved_column",
     "rollup",
     "station_edges",
     "suffix",
@@ -492,9 +493,26 @@ def extra_columns(frame: pd.DataFrame) -> list[str]:
     geometry, not a column the reader mapped to ours (``attrs["source"]["columns"]``), not
     a column of ours."""
     read = set((frame.attrs.get("source") or {}).get("columns") or [])
-    ours = {"grid_id", "subdistrict", "community", "grid_name", "population", "area_m2"}
     geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else "geometry"
-    return [str(c) for c in frame.columns if c != geometry and c not in read and c not in ours]
+    return [
+        str(c)
+        for c in frame.columns
+        if c != geometry and c not in read and not is_reserved_column(str(c))
+    ]
+
+
+#: Column names the outputs use themselves (compared case-blind, as GeoPackage does).
+_RESERVED = {"grid_id", "subdistrict", "community", "grid_name", "population", "area_m2",
+             "rank", "fid", "ogc_fid", "geom", "geometry", "n_points", "weight", "station_id",
+             "station_name", "gap_area_m2", "centroid_lon", "centroid_lat", "coverage_pct",
+             "uncovered_weight", "lon", "lat", "level", "n_grids"}  # fmt: skip
+_RESERVED_PREFIXES = ("covered_", "uncovered_", "coverage_", "walk_", "leg_over_")
+
+
+def is_reserved_column(name: str) -> bool:
+    """Whether ``name`` (any case) is one of the columns our tables write themselves."""
+    low = name.lower()
+    return low in _RESERVED or low.startswith(_RESERVED_PREFIXES)
 
 
 # --------------------------------------------------------------------------- roll-ups

@@ -121,7 +121,9 @@ __all__ = [
     "MARGIN_M",
     "MAX_POINTS",
     "MIN_CLOSER_SHARE",
+    "MIN_OFF_POINTS",
     "MIN_POINTS",
+    "OFF_M",
     "READINGS",
     "SAMPLE_SPACING_M",
     "DatumFit",
@@ -494,6 +496,15 @@ def _decide(
                 "cannot tell which"
             )
             return _undecided(kind, label, reading, fits, n_input, why)
+        best_med = float(np.median(dist[best]))
+        rivals = [float(np.median(dist[r])) for r in alternatives if r != best]
+        if not on_streets[best] and any(m < FACTOR * best_med + MARGIN_M for m in rivals):
+            # decided by distance alone: only when no other reading comes near it
+            why = (
+                f"{label} leaves the points off the streets, but more than one other "
+                "reading puts them near one; the streets cannot tell which"
+            )
+            return _undecided(kind, label, reading, fits, n_input, why)
         why = f"{best} puts the points on the streets, {label} does not"
         return DatumFit(kind, label, reading, fits, best, "wrong", why, n_input, n_used, share)
     results = [_beats(d_decl, dist[r], a_on_streets=on_streets[reading]) for r in alternatives]
@@ -514,6 +525,14 @@ def _decide(
     return _undecided(kind, label, reading, fits, n_input, why)
 
 
+#: A median distance (m) to the nearest walkable way beyond which points are off the
+#: streets: no list of service sites stands that far from every path of a walking network.
+OFF_M = 100.0
+#: Points needed before :data:`OFF_M` alone may decide (fewer, and a wrong reading can land
+#: a handful of building centroids beside a dense campus's paths by chance).
+MIN_OFF_POINTS = 10
+
+
 def _beats(
     d_a: NDArray[np.float64], d_b: NDArray[np.float64], *, a_on_streets: bool
 ) -> tuple[bool, int, float]:
@@ -526,10 +545,13 @@ def _beats(
     a, b = d_a[use], d_b[use]
     closer = int(np.count_nonzero(a < b))
     share = closer / n
-    beats = (
-        a_on_streets
-        and closer >= max(MIN_POINTS, MIN_CLOSER_SHARE * n)
-        and float(np.median(b)) >= FACTOR * float(np.median(a)) + MARGIN_M
+    enough = closer >= max(MIN_POINTS, MIN_CLOSER_SHARE * n)
+    med_a, med_b = float(np.median(a)), float(np.median(b))
+    beats = enough and (
+        (a_on_streets and med_b >= FACTOR * med_a + MARGIN_M)
+        # or B leaves the points far from every walkable way, where A puts them beside one
+        # (service sites in buildings, a few metres off the path: condition 1 cannot tell)
+        or (n >= MIN_OFF_POINTS and med_a <= NEAR_M and med_b >= OFF_M)
     )
     return beats, n, share
 
@@ -639,5 +661,7 @@ def check_inputs(
         fits[name] = fit
         if fit.verdict == "wrong" and not trust_crs:
             file_name = (frame.attrs.get("source") or {}).get("file", name)
-            raise CRSError(fit.message(file_name))
+            error = CRSError(fit.message(file_name))
+            error.input_name = name  # type: ignore[attr-defined]  # which input, for the CLI
+            raise error
     return fits

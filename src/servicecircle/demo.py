@@ -193,7 +193,11 @@ def run_demo(
     res = resources.classify_pois(pois) if len(pois) else None
     with steps.step(f"Proposing {DEMO_SITES} new sites (greedy)") as note:
         sites = siting.propose_sites(
-            net, analysis.coverage, analysis.stations_snapped, k=DEMO_SITES, method="greedy"
+            analysis.network,  # the network the analysis ran on (elderly: without steps)
+            analysis.coverage,
+            analysis.stations_snapped,
+            k=DEMO_SITES,
+            method="greedy",
         )
         if len(sites):
             share = 100 * sites["cum_share"].iloc[-1]
@@ -202,7 +206,7 @@ def run_demo(
     with steps.step("Writing the map and the exports") as note:
         m = webmap.coverage_map(
             analysis.grids,
-            stations,
+            analysis.stations,  # without the stations left out as too far
             rings=analysis.union_rings,
             gaps=analysis.gap_polygons,
             # the map shows category labels (教育 education, …), the exports the keys
@@ -220,7 +224,7 @@ def run_demo(
             "grids": analysis.grids,
             "rollup": analysis.rollup,
             "gap_list": analysis.gap_list,
-            "stations": stations,
+            "stations": analysis.stations,
             "rings": analysis.station_rings,
             "gaps": analysis.gap_polygons,
             "resources": res,

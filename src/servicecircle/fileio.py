@@ -96,6 +96,12 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+def _lock(fd: int) -> None:
+    """Take an exclusive flock on our own new lock file (a sweep probing it lets go at once)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
 def _is_dead(path: Path) -> bool:
     """Whether no live process holds ``path`` (a temporary file or lock file) locked."""
     if fcntl is None:  # pragma: no cover - Windows: fall back to age
@@ -137,22 +143,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A reader never sees a half-written file, and a failed write leaves the old file as it
     was. The new file gets the usual permissions (0666 minus the umask). The temporary file
-    (``.<name>.<random>.tmp`` beside the target) is locked while it is written, so a later
-    :func:`sweep_leftovers` removes it only when this process died.
+    is ``.<name>.sc-<token>.tmp`` beside the target, guarded by a lock file
+    ``.<name>.sc-<token>.lock`` held for as long as the write lasts (a writer may replace
+    the temporary file itself), so :func:`sweep_leftovers` removes them only when this
+    process died.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path.parent, names=[path.name])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.sc-", suffix=".tmp")
+    os.close(fd)
     tmp_path = Path(tmp)
+    lock_path = tmp_path.with_name(tmp_path.name.removesuffix(".tmp") + ".lock")
+    lock_fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        _try_lock(fd)
+        _lock(lock_fd)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
-        os.close(fd)
+        lock_path.unlink(missing_ok=True)
+        os.close(lock_fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +292,8 @@ def _older_than_a_day(path: Path) -> bool:
 #: Output names the commands write; their stray temporary files are swept by default.
 _OUR_NAMES = re.compile(r"^(coverage|gaps|sites|demo|grids)([_.].*)?$")
 _TMP_RE = re.compile(
-    r"^\.(?P<name>.+)\.(?P<token>[A-Za-z0-9_]{8})\.(?P<ext>tmp|gpkg(?:-journal|-wal|-shm)?)$"
+    r"^\.(?P<name>.+)\.sc-(?P<token>[A-Za-z0-9_]{8})\."
+    r"(?P<ext>tmp|lock|gpkg(?:-journal|-wal|-shm)?)$"
 )
 
 
@@ -290,15 +303,20 @@ def _sweep_temp_files(
     groups: dict[tuple[str, str], list[Path]] = {}
     for entry in entries:
         m = _TMP_RE.match(entry.name)
-        ours = _OUR_NAMES.match(m["name"]) if m and names is None else m and m["name"] in names
-        if m and ours and entry.is_file(follow_symlinks=False):
-            groups.setdefault((m["name"], m["token"]), []).append(Path(entry.path))
+        if m is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if (_OUR_NAMES.match(m["name"]) is None) if names is None else (m["name"] not in names):
+            continue
+        groups.setdefault((m["name"], m["token"]), []).append(Path(entry.path))
     removed: list[Path] = []
     for (name, token), paths in groups.items():
-        tmp = folder / f".{name}.{token}.tmp"
-        if tmp.exists() and not _is_dead(tmp):
-            continue
-        for p in paths:
+        lock = folder / f".{name}.sc-{token}.lock"
+        if lock.exists():
+            if not _is_dead(lock):
+                continue
+        elif not all(_older_than_a_day(p) for p in paths):
+            continue  # no lock yet (a writer starting) or no more: wait a day
+        for p in sorted(paths, key=lambda q: q == lock):  # the lock file last
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
@@ -404,6 +422,20 @@ class OutputSet:
                     f"{t} already holds the outputs of an earlier run ({made}); pass "
                     "--overwrite to replace them or choose another output folder"
                 )
+            else:  # replacing a set never takes along a file someone put into it since
+                manifest = read_manifest(t) or {}
+                listed = {f.get("name") for f in manifest.get("files", [])} | {MANIFEST}
+                foreign = sorted(
+                    p.relative_to(t).as_posix()
+                    for p in _files_below(t)
+                    if p.relative_to(t).as_posix() not in listed
+                )
+                if foreign:
+                    raise ExportError(
+                        f"{t} holds {len(foreign)} file(s) the earlier run did not write "
+                        f"({', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}); they "
+                        "are never replaced: move them out or choose another output folder"
+                    )
         parent = t.parent
         if parent.exists() and not parent.is_dir():
             raise ExportError(f"{parent} is a file, not a folder; choose another output folder")
@@ -424,7 +456,7 @@ class OutputSet:
             base = f"{_STAGE_PREFIX}{self.target.name}.{self.run_id}"
             lock = parent / f"{base}.lock"
             self._lock_fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
-            _try_lock(self._lock_fd)
+            _lock(self._lock_fd)
             self.staging = parent / f"{base}.staging"
             self.staging.mkdir()
             os.chmod(self.staging, 0o777 & ~_umask())

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from servicecircle.coverage import suffix
+from servicecircle.coverage import is_reserved_column, suffix
 from servicecircle.crs import WGS84
 from servicecircle.errors import InputError
 
@@ -218,10 +218,9 @@ def gap_list(
     out["centroid_lon"] = lon
     out["centroid_lat"] = lat
     # the user's own columns of the grids travel on, after ours
-    ours = set(out.columns) | {"geometry", "population", "n_points", "area_m2"}
-    ours_prefix = ("covered_", "uncovered_", "coverage_", "walk_", "leg_over_")
+    taken = {str(c).lower() for c in out.columns}
     for c in rows.columns:
-        if c not in ours and not str(c).startswith(ours_prefix):
+        if not is_reserved_column(str(c)) and str(c).lower() not in taken:
             out[c] = rows[c].to_numpy()
     out = out.sort_values(["uncovered_weight", "grid_id"], ascending=[False, True], kind="stable")
     out.insert(0, "rank", np.arange(1, len(out) + 1))

@@ -528,9 +528,10 @@ def with_edges(net: WalkNetwork, keep: NDArray[np.bool_]) -> WalkNetwork:
 def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
     """The network without the steps that another way avoids (for the ``elderly`` preset).
 
-    A steps edge (``highway=steps``) is left out when its two ends are joined without any
-    steps at all, however long that way is; steps that are the only way between two parts
-    of the network stay, so nobody is cut off.
+    A public steps edge (``highway=steps``) is left out when its two ends are joined by
+    public ways without steps, however long that way is; steps that are the only way
+    between two parts of the network stay, so nobody is cut off (a compound's paths are no
+    other way, and steps inside a compound stay).
     """
     steps = net.edge_attrs.get("steps")
     if steps is None:
@@ -538,10 +539,16 @@ def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
     is_steps = np.asarray(steps == "yes", dtype=bool)
     if not is_steps.any():
         return net
-    flat = with_edges(net, ~is_steps)
-    _, label = csgraph.connected_components(flat.graph, directed=False)
+    # another way: public ways without steps (a walk never crosses a compound)
+    other = ~is_steps & ~net.edge_private
+    rows = np.concatenate([net.edge_u[other], net.edge_v[other]])
+    cols = np.concatenate([net.edge_v[other], net.edge_u[other]])
+    g = sparse.csr_array(
+        (np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(net.n_nodes, net.n_nodes)
+    )
+    _, label = csgraph.connected_components(g, directed=False)
     other_way = label[net.edge_u] == label[net.edge_v]
-    return with_edges(net, ~(is_steps & other_way))
+    return with_edges(net, ~(is_steps & other_way & ~net.edge_private))
 
 
 #: Public ways that connect to the rest only through private ones are inside the compound

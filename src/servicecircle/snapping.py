@@ -228,6 +228,11 @@ def snap_stations(network: WalkNetwork, stations: gpd.GeoSeries | gpd.GeoDataFra
     """
     if not network.edge_private.any():
         return snap_to_edges(network, stations)
+    if network.public_edges.size == 0:
+        raise SnapError(
+            "every way of the walking network is private (an extract of gated compounds "
+            "only), so no station can stand on a public way; load it with private='include'"
+        )
     return snap_to_edges(network, stations, edges=network.public_edges)
 
 
