@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -54,6 +55,8 @@ class Analysis:
     #: stations left out for lying farther than ``walk.max_snap_m`` from the network, with
     #: ``leg_m`` and ``problem`` columns (empty when none); ``stations`` holds the others
     dropped_stations: gpd.GeoDataFrame | None = None
+    #: the grids and options the analysis ran with (for :meth:`with_sites`)
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def grids(self) -> gpd.GeoDataFrame:
@@ -68,6 +71,104 @@ class Analysis:
     def worst_grids(self, n: int = 5) -> pd.DataFrame:
         """The ``n`` grids with the most uncovered weight at the gap threshold."""
         return self.gap_list.head(n)
+
+    def summary(self) -> pd.DataFrame:
+        """District coverage per threshold: ``threshold_min``, ``distance_m`` (m),
+        ``covered`` and ``weight`` (demand weight) and ``coverage_pct`` (0–100)."""
+        return self.coverage.summary()
+
+    @property
+    def layers(self) -> dict[str, pd.DataFrame]:
+        """Every product by name, as :meth:`to_files` writes them: ``grids``, ``rollup``,
+        ``gap_list``, ``stations``, ``stations_dropped`` (when any), ``rings`` (per
+        station, when made), ``rings_union``, ``gaps`` and ``gap_points``."""
+        out: dict[str, Any] = {
+            "grids": self.grids,
+            "rollup": self.rollup,
+            "gap_list": self.gap_list,
+            "stations": self.stations,
+            "stations_dropped": self.dropped_stations,
+            "rings": self.station_rings,
+            "rings_union": self.union_rings,
+            "gaps": self.gap_polygons,
+            "gap_points": self.gap_points,
+        }
+        return {
+            k: v for k, v in out.items() if v is not None and (len(v) or k != "stations_dropped")
+        }
+
+    def to_files(
+        self,
+        out_dir: str | Path,
+        *,
+        formats: Sequence[str] = ("csv", "geojson", "gpkg"),
+        stem: str = "coverage",
+        encoding: str = "utf-8-sig",
+        overwrite: bool = False,
+    ) -> list[Path]:
+        """Write :attr:`layers` as one output set, the folder ``out_dir`` (see
+        :func:`~servicecircle.exports.export_all`: it appears whole or not at all, with a
+        manifest; an earlier set is replaced only with ``overwrite``)."""
+        from servicecircle.exports import export_all
+
+        return export_all(
+            out_dir,
+            self.layers,
+            metadata=self.metadata,
+            formats=formats,
+            stem=stem,
+            encoding=encoding,
+            overwrite=overwrite,
+            csv_layers=("grids", "rollup", "gap_list", "stations_dropped"),
+        )
+
+    def explore(
+        self,
+        *,
+        threshold_min: float | None = None,
+        tiles: str | None = "OpenStreetMap",
+        resources: gpd.GeoDataFrame | None = None,
+        sites: gpd.GeoDataFrame | None = None,
+    ) -> Any:
+        """The planner's map of this analysis as a :class:`folium.Map` (shown inline in a
+        notebook): grids by coverage at ``threshold_min`` (default the gap threshold),
+        rings, gaps, stations, and optionally resources and proposed sites."""
+        from servicecircle import webmap
+
+        return webmap.coverage_map(
+            self.grids,
+            self.stations,
+            rings=self.union_rings,
+            gaps=self.gap_polygons,
+            resources=resources,
+            sites=sites,
+            metadata=self.metadata,
+            threshold_min=threshold_min if threshold_min is not None else self.gap_threshold_min,
+            tiles=tiles,
+        )
+
+    def with_sites(self, sites: gpd.GeoDataFrame) -> Analysis:
+        """The scenario with ``sites`` built: a new analysis whose stations are these plus
+        the sites (tier ``station``; id ``site_id`` or ``station_id``, and ``name``), on the
+        same network, grids and settings. Compare ``before.summary()`` with
+        ``after.summary()``."""
+        if "grids" not in self.options:
+            raise InputError("this Analysis does not know its inputs; run analyse() again")
+        ids = sites["site_id"] if "site_id" in sites.columns else sites["station_id"]
+        names = sites["name"] if "name" in sites.columns else ids
+        new = gpd.GeoDataFrame(
+            {"station_id": ids.astype(str).to_numpy(), "name": names.to_numpy(),
+             "tier": "station"},
+            geometry=sites.geometry.to_crs(self.stations.crs).to_numpy(),
+            crs=self.stations.crs,
+        )  # fmt: skip
+        both = gpd.GeoDataFrame(
+            pd.concat([self.stations, new], ignore_index=True),
+            geometry="geometry",
+            crs=self.stations.crs,
+        )
+        both.attrs = dict(self.stations.attrs)
+        return analyse(self.network, both, **self.options)
 
 
 def run_metadata(
@@ -265,7 +366,21 @@ def analyse(
                 "trusted": trust_crs and fit.verdict == "wrong",
                 "median_m": {r.reading: round(r.median_m, 1) for r in fit.readings},
             }
+    options = {
+        "grids": grids,
+        "walk": walk,
+        "buildings": buildings,
+        "lattice_m": lattice_m,
+        "weight": weight,
+        "tier_minutes": tier_minutes,
+        "gap_threshold_min": gap_threshold_min,
+        "min_gap_m2": min_gap_m2,
+        "per_station_rings": per_station_rings,
+        "inputs": inputs,
+        "trust_crs": trust_crs,
+    }
     return Analysis(
+        options=options,
         network=network,
         stations=stations,
         stations_snapped=snapped,
