@@ -525,6 +525,16 @@ def with_edges(net: WalkNetwork, keep: NDArray[np.bool_]) -> WalkNetwork:
     )
 
 
+def _components(net: WalkNetwork, edges: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Connected-part label of every node over the chosen edges only (undirected)."""
+    rows = np.concatenate([net.edge_u[edges], net.edge_v[edges]])
+    cols = np.concatenate([net.edge_v[edges], net.edge_u[edges]])
+    g = sparse.csr_array(
+        (np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(net.n_nodes, net.n_nodes)
+    )
+    return csgraph.connected_components(g, directed=False)[1]
+
+
 def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
     """The network without the steps that another way avoids (for the ``elderly`` preset).
 
@@ -540,13 +550,7 @@ def without_avoidable_steps(net: WalkNetwork) -> WalkNetwork:
     if not is_steps.any():
         return net
     # another way: public ways without steps (a walk never crosses a compound)
-    other = ~is_steps & ~net.edge_private
-    rows = np.concatenate([net.edge_u[other], net.edge_v[other]])
-    cols = np.concatenate([net.edge_v[other], net.edge_u[other]])
-    g = sparse.csr_array(
-        (np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(net.n_nodes, net.n_nodes)
-    )
-    _, label = csgraph.connected_components(g, directed=False)
+    label = _components(net, ~is_steps & ~net.edge_private)
     other_way = label[net.edge_u] == label[net.edge_v]
     return with_edges(net, ~(is_steps & other_way & ~net.edge_private))
 
@@ -561,12 +565,7 @@ def _inner_public(net: WalkNetwork, private: NDArray[np.bool_]) -> NDArray[np.bo
     :data:`INNER_PUBLIC_M` that touch a private way (reached only through the compound);
     never the largest part."""
     public = ~private
-    rows = np.concatenate([net.edge_u[public], net.edge_v[public]])
-    cols = np.concatenate([net.edge_v[public], net.edge_u[public]])
-    g = sparse.csr_array(
-        (np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(net.n_nodes, net.n_nodes)
-    )
-    _, label = csgraph.connected_components(g, directed=False)
+    label = _components(net, public)
     length = np.bincount(
         label[net.edge_u[public]], weights=net.edge_length_m[public], minlength=label.max() + 1
     )
