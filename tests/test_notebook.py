@@ -11,7 +11,14 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["01_coverage_walkthrough.ipynb"])
+#: per notebook: what its tables (HTML) and its printed text must show
+EXPECTED = {
+    "01_coverage_walkthrough.ipynb": ("coverage_pct", "stations;"),
+    "02_siting_scenarios.ipynb": ("after_pct", "data:"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     monkeypatch.setenv("SERVICECIRCLE_CACHE", str(tmp_path / "cache"))
     original = (NOTEBOOKS / name).read_bytes()
@@ -22,10 +29,11 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError naming the failing cell
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    # the coverage table and the inline map are really there
+    # the tables and the inline map are really there
+    table, printed = EXPECTED[name]
     html = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
-    assert "coverage_pct" in html
+    assert table in html
     assert "leaflet" in html.lower()
     text = "".join(str(o.get("text", "")) for o in outputs)
-    assert "stations;" in text
+    assert printed in text
     assert (NOTEBOOKS / name).read_bytes() == original  # run in memory, file untouched
