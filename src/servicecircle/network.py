@@ -352,17 +352,11 @@ class WalkNetwork:
         has one-way gate :attr:`links` (private ways usable only from a home)."""
         import networkx as nx
 
-        if self.links.size:  # one-way gate links: a directed graph, both ways elsewhere
-            coo = self.graph.tocoo()
-            d = nx.DiGraph()
-            d.add_nodes_from(range(self.n_nodes))
-            d.add_weighted_edges_from(
-                zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True),
-                weight="length_m",
-            )
-            return d
-        coo = sparse.triu(self.graph).tocoo()
-        g = nx.Graph()
+        # one-way gate links: a directed graph (both ways stored elsewhere); else one entry
+        # per undirected edge
+        directed = bool(self.links.size)
+        coo = (self.graph if directed else sparse.triu(self.graph)).tocoo()
+        g = nx.DiGraph() if directed else nx.Graph()
         g.add_nodes_from(range(self.n_nodes))
         g.add_weighted_edges_from(
             zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True),
